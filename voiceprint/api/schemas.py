@@ -1,0 +1,172 @@
+"""marshmallow schemas of the HTTP API. Scores are cosine similarity in [-1, 1]."""
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+COSINE = "cosine similarity of L2-normalised embeddings, in [-1, 1] (higher = more alike)"
+
+
+def file_field(description: str, many: bool = False) -> ma.fields.Field:
+    raw = ma.fields.Raw(metadata={"type": "string", "format": "binary"})
+    if many:
+        return ma.fields.List(raw, required=True, metadata={"description": description})
+    return ma.fields.Raw(required=True, metadata={"type": "string", "format": "binary",
+                                                  "description": description})
+
+
+class Strict(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+# -- speakers ---------------------------------------------------------------
+class SpeakerCreateSchema(Strict):
+    external_id = ma.fields.String(required=True, validate=validate.Length(1, 128),
+                                   metadata={"description": "your id for this person (unique)"})
+    name = ma.fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
+    metadata = ma.fields.Dict(load_default=dict, keys=ma.fields.String())
+
+
+class SpeakerUpdateSchema(Strict):
+    external_id = ma.fields.String(validate=validate.Length(1, 128))
+    name = ma.fields.String(allow_none=True, validate=validate.Length(max=255))
+    metadata = ma.fields.Dict(keys=ma.fields.String())
+
+
+class EnrollmentStatusSchema(ma.Schema):
+    encoder = ma.fields.String()
+    status = ma.fields.String(metadata={"description": "'enrolled' or 'enrolling'"})
+    utterances = ma.fields.Integer()
+    speech_seconds = ma.fields.Float(metadata={"description": "net speech enrolled, seconds"})
+    required_speech_seconds = ma.fields.Float()
+    remaining_speech_seconds = ma.fields.Float()
+
+
+class SpeakerSchema(ma.Schema):
+    id = ma.fields.Integer()
+    external_id = ma.fields.String()
+    name = ma.fields.String(allow_none=True)
+    metadata = ma.fields.Dict()
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+    enrollment = ma.fields.Nested(EnrollmentStatusSchema)
+
+
+class SpeakerListArgs(Strict):
+    page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page_size = ma.fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    external_id = ma.fields.String()
+
+
+class SpeakerPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(SpeakerSchema))
+    total = ma.fields.Integer()
+    page = ma.fields.Integer()
+    page_size = ma.fields.Integer()
+
+
+# -- enrollment ---------------------------------------------------------------
+class EnrollFilesSchema(ma.Schema):
+    clips = file_field("one or more audio files (WAV, FLAC, OGG); repeat the field", many=True)
+
+
+class ClipOutcomeSchema(ma.Schema):
+    index = ma.fields.Integer()
+    filename = ma.fields.String(allow_none=True)
+    accepted = ma.fields.Boolean()
+    utterance_id = ma.fields.Integer(allow_none=True)
+    duration_s = ma.fields.Float(allow_none=True)
+    speech_seconds = ma.fields.Float(allow_none=True)
+    reasons = ma.fields.List(ma.fields.Dict(), metadata={
+        "description": "why a clip was rejected: reason code, message, measured values"})
+
+
+class EnrollmentSchema(ma.Schema):
+    speaker_id = ma.fields.Integer()
+    accepted = ma.fields.List(ma.fields.Nested(ClipOutcomeSchema))
+    rejected = ma.fields.List(ma.fields.Nested(ClipOutcomeSchema))
+    enrollment = ma.fields.Nested(EnrollmentStatusSchema)
+
+
+# -- recognition --------------------------------------------------------------
+class QueryFileSchema(ma.Schema):
+    clip = file_field("the audio to recognise (WAV, FLAC, OGG)")
+
+
+class IdentifyArgs(Strict):
+    top_k = ma.fields.Integer(load_default=None, validate=validate.Range(1, 100))
+    operating_point = ma.fields.String(load_default=None, metadata={
+        "description": "named operating point, e.g. far_1pct, far_0.1pct, eer"})
+
+
+class VerifyArgs(Strict):
+    speaker_id = ma.fields.Integer(load_default=None)
+    external_id = ma.fields.String(load_default=None)
+    operating_point = ma.fields.String(load_default=None)
+
+    @ma.validates_schema
+    def _one_speaker(self, data: dict, **_: object) -> None:
+        if (data.get("speaker_id") is None) == (data.get("external_id") is None):
+            raise ma.ValidationError("give exactly one of speaker_id or external_id")
+
+
+class OperatingPointSchema(ma.Schema):
+    name = ma.fields.String()
+    threshold = ma.fields.Float(metadata={"description": "accept when score >= threshold (" + COSINE + ")"})
+    calibrated = ma.fields.Boolean(metadata={"description": "false: a built-in default, not measured"})
+    normalization = ma.fields.String()
+    expected_far = ma.fields.Float(allow_none=True, metadata={"description": "false-accept rate measured at calibration"})
+    expected_frr = ma.fields.Float(allow_none=True, metadata={"description": "false-reject rate measured at calibration"})
+    source = ma.fields.String()
+
+
+class CandidateSchema(ma.Schema):
+    speaker_id = ma.fields.Integer()
+    external_id = ma.fields.String()
+    name = ma.fields.String(allow_none=True)
+    score = ma.fields.Float(metadata={"description": COSINE})
+
+
+class QueryInfoSchema(ma.Schema):
+    duration_s = ma.fields.Float()
+    speech_seconds = ma.fields.Float()
+    sample_rate = ma.fields.Integer()
+
+
+class IdentificationSchema(ma.Schema):
+    decision = ma.fields.String(metadata={"description": "'identified', 'unknown' or 'no_speakers'"})
+    speaker = ma.fields.Nested(CandidateSchema, allow_none=True)
+    candidates = ma.fields.List(ma.fields.Nested(CandidateSchema))
+    margin = ma.fields.Float(allow_none=True, metadata={"description": "best score minus runner-up"})
+    operating_point = ma.fields.Method("_point")
+    score_scale = ma.fields.Constant(COSINE)
+    query = ma.fields.Nested(QueryInfoSchema)
+
+    def _point(self, obj: object) -> dict:
+        return OperatingPointSchema().dump(obj.operating_point)  # type: ignore[attr-defined]
+
+
+class VerificationSchema(ma.Schema):
+    accepted = ma.fields.Boolean()
+    score = ma.fields.Float(metadata={"description": COSINE})
+    threshold = ma.fields.Method("_threshold")
+    speaker = ma.fields.Nested(CandidateSchema)
+    operating_point = ma.fields.Method("_point")
+    score_scale = ma.fields.Constant(COSINE)
+    query = ma.fields.Nested(QueryInfoSchema)
+
+    def _threshold(self, obj: object) -> float:
+        return obj.operating_point.threshold  # type: ignore[attr-defined]
+
+    def _point(self, obj: object) -> dict:
+        return OperatingPointSchema().dump(obj.operating_point)  # type: ignore[attr-defined]
+
+
+class HealthSchema(ma.Schema):
+    status = ma.fields.String()
+    database = ma.fields.String()
+    vectors = ma.fields.Dict()
+    encoders = ma.fields.Dict()
+    speaker_encoder = ma.fields.String()
+    sound_encoder = ma.fields.String()

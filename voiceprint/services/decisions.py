@@ -1,0 +1,48 @@
+"""Operating points: the threshold a score is judged against, and where it came from.
+
+Scores are cosine similarities in [-1, 1]. Until ``voiceprint calibrate``
+has measured thresholds for the active encoder, the encoder's default
+threshold (or ``VOICEPRINT_DEFAULT_THRESHOLD``) is used and responses say
+``calibrated: false``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+#: first-guess cosine thresholds per encoder (replaced by calibration)
+DEFAULT_THRESHOLDS: dict[str, float] = {"ecapa_tdnn": 0.30, "ge2e": 0.75}
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    name: str
+    threshold: float
+    calibrated: bool
+    normalization: str = "none"
+    expected_far: float | None = None
+    expected_frr: float | None = None
+    source: str = "default"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_operating_point(encoder: str) -> OperatingPoint:
+    env = os.environ.get("VOICEPRINT_DEFAULT_THRESHOLD")
+    threshold = float(env) if env else DEFAULT_THRESHOLDS.get(encoder, 0.5)
+    return OperatingPoint(name="default", threshold=threshold, calibrated=False,
+                          source="VOICEPRINT_DEFAULT_THRESHOLD" if env else "built-in default")
+
+
+def resolve_operating_point(conn: Connection, encoder: str, name: str) -> OperatingPoint:
+    """The calibrated point ``name`` for ``encoder`` if one exists, else the default."""
+    try:
+        from voiceprint.services.calibration import stored_operating_point
+    except ImportError:
+        return default_operating_point(encoder)
+    point = stored_operating_point(conn, encoder, name)
+    return point if point is not None else default_operating_point(encoder)
