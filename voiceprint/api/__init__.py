@@ -28,8 +28,32 @@ def upload_from(fs: Any) -> Upload:
     return Upload(fs.read(), fs.filename or None)
 
 
+class VoiceprintApi(Api):
+    """flask-smorest ``Api`` whose error bodies always carry a ``message``."""
+
+    def handle_http_exception(self, error: HTTPException) -> Any:
+        payload, status, headers = super().handle_http_exception(error)
+        if "message" not in payload:
+            if payload.get("errors"):
+                payload["message"] = ("the request is invalid: " +
+                                      _summarise(payload["errors"]) + " (details in errors)")
+            else:
+                payload["message"] = error.description or error.name
+        return payload, status, headers
+
+
+def _summarise(errors: Any, prefix: str = "") -> str:
+    """'json.external_id: Missing data...' from webargs' nested error dict."""
+    if isinstance(errors, dict):
+        return "; ".join(_summarise(v, f"{prefix}{k}." if not str(k).isdigit() else prefix)
+                         for k, v in errors.items())
+    if isinstance(errors, list) and all(isinstance(e, str) for e in errors):
+        return f"{prefix.rstrip('.')}: {' '.join(errors)}"
+    return f"{prefix.rstrip('.')}: {errors}"
+
+
 def init_api(app: Flask) -> Api:
-    api = Api(app)
+    api = VoiceprintApi(app)
     from voiceprint.api.health import blp as health_blp
     from voiceprint.api.recognition import blp as recognition_blp
     from voiceprint.api.speakers import blp as speakers_blp

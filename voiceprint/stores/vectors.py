@@ -89,6 +89,10 @@ class VectorStore:
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if self.is_lite else contextlib.nullcontext())
         self._known: dict[str, int] = {}
+        if self.is_lite:
+            # Milvus Lite's in-process gRPC server logs a traceback for every
+            # call pymilvus probes and then falls back from (AllocTimestamp).
+            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
         try:
             kwargs: dict[str, Any] = {"uri": uri}
             if token:
