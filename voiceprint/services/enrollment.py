@@ -179,7 +179,7 @@ class EnrollmentService:
                                       [speaker_id])
                 else:
                     rt.vectors.delete(spk_coll, [speaker_id])
-        except VoiceprintError:
+        except Exception:
             log.exception("could not undo vectors of failed enrollment (speaker %s, ids %s); "
                           "run `voiceprint db check --repair`", speaker_id, ids)
         for key in keys:
