@@ -60,6 +60,7 @@ def fsdd() -> Path:
 
 
 ESPEAK = shutil.which("espeak-ng")
+FLITE = shutil.which("flite")
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog while the farmer watches from the gate.",
     "Please call Stella and ask her to bring these things with her from the store.",
@@ -72,15 +73,22 @@ SENTENCES = [
 
 @pytest.fixture(scope="session")
 def speak(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., bytes]:
-    """``speak(text, voice="en-us+m3")`` -> 16 kHz WAV bytes synthesised by espeak-ng."""
-    if ESPEAK is None:
-        pytest.skip("espeak-ng is not installed")
+    """``speak(text, voice)`` -> WAV bytes from espeak-ng (``en-us+m3``) or flite (``flite:slt``).
+
+    flite's voices (kal16, slt, awb, rms) are recordings of different people
+    and embed far apart; espeak-ng's variants are one synthesiser and embed close.
+    """
+    if ESPEAK is None or FLITE is None:
+        pytest.skip("espeak-ng and flite are needed (apt-get install espeak-ng flite)")
     cache = tmp_path_factory.mktemp("speech")
 
     def _speak(text: str, voice: str = "en-us+m3", speed: int = 150) -> bytes:
         out = cache / f"{uuid.uuid4().hex}.wav"
-        subprocess.run([ESPEAK, "-v", voice, "-s", str(speed), "-w", str(out), text],
-                       check=True, capture_output=True)
+        if voice.startswith("flite:"):
+            cmd = [FLITE, "-voice", voice.removeprefix("flite:"), "-t", text, "-o", str(out)]
+        else:
+            cmd = [ESPEAK, "-v", voice, "-s", str(speed), "-w", str(out), text]
+        subprocess.run(cmd, check=True, capture_output=True)
         x, rate = sf.read(out, dtype="float32")
         return wav_bytes(x, rate)
 

@@ -15,7 +15,7 @@ ALL_BACKENDS = ["sqlite-lite", "mysql-server", "postgres-lite"]
 
 @pytest.fixture(scope="module")
 def clips(speak):
-    return [speak(s, voice) for s, voice in zip(SENTENCES, ["en-us+m3"] * 3 + ["en-gb+f2"] * 3)]
+    return [speak(s, voice) for s, voice in zip(SENTENCES, ["flite:awb"] * 3 + ["flite:slt"] * 3)]
 
 
 def boom(*_a, **_k):

@@ -1,0 +1,59 @@
+"""VectorStore on Milvus Lite and on a real Milvus server."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voiceprint.errors import VoiceprintError
+from voiceprint.stores.vectors import IndexSpec, VectorStore
+
+
+@pytest.fixture(params=["lite", "server"])
+def store(request, tmp_path):
+    uri = (str(tmp_path / "m.db") if request.param == "lite"
+           else request.getfixturevalue("milvus_server_uri"))
+    vs = VectorStore(uri, index=IndexSpec.named("HNSW"))
+    yield vs
+    vs.drop("vt")
+    vs.close()
+
+
+def unit(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_insert_search_delete_count(store):
+    x = unit(300, 16)
+    store.ensure_collection("vt", 16)
+    store.insert("vt", list(range(300)), x, [i % 7 for i in range(300)])
+    assert store.count("vt") == 300 and store.ids("vt") == set(range(300))
+    hits = store.search("vt", x[:5], 3)
+    assert [h[0].id for h in hits] == [0, 1, 2, 3, 4]
+    # squared L2 -> cosine, exactly as numpy computes it
+    exact = x[0] @ x[hits[0][1].id]
+    assert hits[0][1].cosine == pytest.approx(float(exact), abs=1e-4)
+    assert hits[0][0].cosine == pytest.approx(1.0, abs=1e-5)
+    only = store.search("vt", x[:1], 5, owners=[3])[0]
+    assert only and all(h.owner == 3 for h in only)
+    store.delete("vt", [0, 1])
+    assert store.count("vt") == 298
+    assert store.search("vt", x[:1], 1)[0][0].id != 0
+    store.delete_owner("vt", 3)
+    assert all(h.owner != 3 for h in store.search("vt", x[:3], 20)[0])
+
+
+def test_refuses_bad_vectors_and_dimension_changes(store):
+    store.ensure_collection("vt", 8)
+    with pytest.raises(VoiceprintError, match="NaN"):
+        store.insert("vt", [1], np.full((1, 8), np.nan, dtype=np.float32), [1])
+    with pytest.raises(VoiceprintError, match="dim"):
+        store.search("vt", unit(1, 4), 1)
+    with pytest.raises(VoiceprintError, match="k must be"):
+        store.search("vt", unit(1, 8), 0)
+    fresh = VectorStore(store.uri) if not store.is_lite else store
+    fresh._known.clear()
+    with pytest.raises(VoiceprintError) as exc:
+        fresh.ensure_collection("vt", 16)
+    assert exc.value.reason == "dimension_mismatch"
+    assert store.count("vt") == 0
