@@ -25,15 +25,21 @@ def _runtime() -> Any:
     return Runtime.from_config(Config())
 
 
-def _fail(exc: VoiceprintError) -> None:
-    raise click.ClickException(f"{exc.message} [{exc.reason}]")
+class _Group(click.Group):
+    """Turns :class:`VoiceprintError` from any command into a clean one-line error (exit 1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VoiceprintError as exc:
+            raise click.ClickException(f"{exc.message} [{exc.reason}]") from exc
 
 
 def _echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
 
 
-@click.group()
+@click.group(cls=_Group)
 @click.version_option(package_name="voiceprint")
 def main() -> None:
     """voiceprint: speaker enrollment, identification, verification and sound search."""
@@ -73,7 +79,7 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="heads", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply migrations (SQLite, MySQL/MariaDB, PostgreSQL)."""
     from voiceprint.stores import migrate
@@ -144,13 +150,10 @@ def enroll(external_id: str, files: tuple[str, ...], name: str | None) -> None:
     from voiceprint.services.speakers import SpeakerService
     rt = _runtime()
     try:
-        try:
-            sid = _speaker_id(rt, external_id)
-        except NotFound:
-            sid = SpeakerService(rt).create(external_id, name)["id"]
-        result = EnrollmentService(rt).enroll(sid, list(_uploads(files)))
-    except VoiceprintError as exc:
-        _fail(exc)
+        sid = _speaker_id(rt, external_id)
+    except NotFound:
+        sid = SpeakerService(rt).create(external_id, name)["id"]
+    result = EnrollmentService(rt).enroll(sid, list(_uploads(files)))
     for c in result.clips:
         verdict = "accepted" if c.accepted else "rejected: " + "; ".join(r["message"] for r in c.reasons)
         click.echo(f"{c.filename}: {verdict}")
@@ -166,10 +169,7 @@ def identify(file: str, top_k: int) -> None:
     """Who speaks in FILE? Prints the ranked candidates and the decision."""
     from voiceprint.api.schemas import IdentificationSchema
     from voiceprint.services.recognition import RecognitionService
-    try:
-        result = RecognitionService(_runtime()).identify(next(_uploads((file,))), top_k)
-    except VoiceprintError as exc:
-        _fail(exc)
+    result = RecognitionService(_runtime()).identify(next(_uploads((file,))), top_k)
     _echo_json(IdentificationSchema().dump(result))
 
 
@@ -180,27 +180,52 @@ def verify(external_id: str, file: str) -> None:
     """Is FILE spoken by EXTERNAL_ID? Exit status 0 accept, 2 reject."""
     from voiceprint.api.schemas import VerificationSchema
     from voiceprint.services.recognition import RecognitionService
-    try:
-        rt = _runtime()
-        result = RecognitionService(rt).verify(_speaker_id(rt, external_id), next(_uploads((file,))))
-    except VoiceprintError as exc:
-        _fail(exc)
+    rt = _runtime()
+    result = RecognitionService(rt).verify(_speaker_id(rt, external_id), next(_uploads((file,))))
     _echo_json(VerificationSchema().dump(result))
     raise SystemExit(0 if result.accepted else 2)
 
 
-def _register_optional() -> None:
-    """Commands owned by optional modules (sound search, calibration)."""
-    for module, attr in (("voiceprint.cli_sounds", "sounds"),
-                         ("voiceprint.cli_calibrate", "calibrate")):
-        try:
-            mod = __import__(module, fromlist=[attr])
-        except ImportError:
-            continue
-        main.add_command(getattr(mod, attr))
+@main.command()
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="labelled folder: <speaker>/<clips> or FSDD-style {digit}_{speaker}_{index}.wav")
+@click.option("--enroll-clips", default=3, show_default=True,
+              help="clips per speaker that form its model; the rest are probes")
+@click.option("--far", "fars", multiple=True, type=float, default=(0.01, 0.001), show_default=True,
+              help="target false-accept rates (repeatable)")
+def calibrate(data_dir: str, enroll_clips: int, fars: tuple[float, ...]) -> None:
+    """Measure operating points for the active speaker encoder and store them.
+
+    Use speakers that are not enrolled in the service. Prints EER, minDCF and
+    the thresholds at each target FAR, for raw cosine and AS-norm scores.
+    """
+    from tqdm import tqdm
+
+    from voiceprint.services.calibration import run_calibration
+    rt = _runtime()
+    with tqdm(desc="embedding", unit="clip") as bar:
+        result = run_calibration(rt, data_dir, enroll_clips, fars, progress=bar.update)
+    click.echo(f"calibration {result['id']} for {result['encoder']}: {result['n_speakers']} speakers, "
+               f"{result['n_probes']} probes, {len(result['failed_clips'])} unreadable clips")
+    click.echo(f"{'scores':<8} {'point':<12} {'threshold':>10} {'FAR':>8} {'FRR':>8}")
+    for norm in ("none", "asnorm"):
+        r = result[norm]
+        for name, p in r["points"].items():
+            click.echo(f"{norm:<8} {name:<12} {p['threshold']:>10.4f} {p['far']:>8.3%} {p['frr']:>8.3%}")
+        click.echo(f"{norm:<8} EER {r['eer']:.3%}  minDCF(0.01) {r['min_dcf']:.4f}  "
+                   f"({r['n_genuine']} genuine / {r['n_impostor']} impostor trials)")
 
 
-_register_optional()
+def _register_sounds() -> None:
+    """The ``sounds`` command group lives beside the sound search service."""
+    try:
+        from voiceprint.cli_sounds import sounds
+    except ImportError:  # pragma: no cover - during development only
+        return
+    main.add_command(sounds)
+
+
+_register_sounds()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -74,6 +75,8 @@ class Runtime:
     vectors: VectorStore
     blobs: BlobStore
     models: ModelPool
+    #: AS-norm cohorts by calibration id (immutable once stored)
+    cohorts: dict[int, Any] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: Config) -> "Runtime":

@@ -54,12 +54,14 @@ def _summarise(errors: Any, prefix: str = "") -> str:
 
 def init_api(app: Flask) -> Api:
     api = VoiceprintApi(app)
+    from voiceprint.api.calibrations import blp as calibrations_blp
     from voiceprint.api.health import blp as health_blp
     from voiceprint.api.recognition import blp as recognition_blp
     from voiceprint.api.speakers import blp as speakers_blp
 
     api.register_blueprint(speakers_blp)
     api.register_blueprint(recognition_blp)
+    api.register_blueprint(calibrations_blp)
     api.register_blueprint(health_blp)
     try:
         from voiceprint.api.sounds import blp as sounds_blp

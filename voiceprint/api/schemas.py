@@ -5,6 +5,13 @@ import marshmallow as ma
 from marshmallow import validate
 
 COSINE = "cosine similarity of L2-normalised embeddings, in [-1, 1] (higher = more alike)"
+ASNORM = ("AS-norm score: the cosine similarity standardised against a cohort of impostors "
+          "(about how many standard deviations above impostor scores; unbounded)")
+
+
+def score_scale(obj: object) -> str:
+    """The scale of ``score`` for a result judged at ``obj.operating_point``."""
+    return ASNORM if obj.operating_point.normalization == "asnorm" else COSINE  # type: ignore[attr-defined]
 
 
 def file_field(description: str, many: bool = False) -> ma.fields.Field:
@@ -113,7 +120,7 @@ class VerifyArgs(Strict):
 
 class OperatingPointSchema(ma.Schema):
     name = ma.fields.String()
-    threshold = ma.fields.Float(metadata={"description": "accept when score >= threshold (" + COSINE + ")"})
+    threshold = ma.fields.Float(metadata={"description": "accept when score >= threshold"})
     calibrated = ma.fields.Boolean(metadata={"description": "false: a built-in default, not measured"})
     normalization = ma.fields.String()
     expected_far = ma.fields.Float(allow_none=True, metadata={"description": "false-accept rate measured at calibration"})
@@ -125,7 +132,8 @@ class CandidateSchema(ma.Schema):
     speaker_id = ma.fields.Integer()
     external_id = ma.fields.String()
     name = ma.fields.String(allow_none=True)
-    score = ma.fields.Float(metadata={"description": COSINE})
+    score = ma.fields.Float(metadata={"description": "on the scale given by score_scale"})
+    cosine = ma.fields.Float(metadata={"description": COSINE})
 
 
 class QueryInfoSchema(ma.Schema):
@@ -140,7 +148,7 @@ class IdentificationSchema(ma.Schema):
     candidates = ma.fields.List(ma.fields.Nested(CandidateSchema))
     margin = ma.fields.Float(allow_none=True, metadata={"description": "best score minus runner-up"})
     operating_point = ma.fields.Method("_point")
-    score_scale = ma.fields.Constant(COSINE)
+    score_scale = ma.fields.Function(score_scale)
     query = ma.fields.Nested(QueryInfoSchema)
 
     def _point(self, obj: object) -> dict:
@@ -149,11 +157,11 @@ class IdentificationSchema(ma.Schema):
 
 class VerificationSchema(ma.Schema):
     accepted = ma.fields.Boolean()
-    score = ma.fields.Float(metadata={"description": COSINE})
+    score = ma.fields.Float(metadata={"description": "on the scale given by score_scale"})
     threshold = ma.fields.Method("_threshold")
     speaker = ma.fields.Nested(CandidateSchema)
     operating_point = ma.fields.Method("_point")
-    score_scale = ma.fields.Constant(COSINE)
+    score_scale = ma.fields.Function(score_scale)
     query = ma.fields.Nested(QueryInfoSchema)
 
     def _threshold(self, obj: object) -> float:

@@ -38,11 +38,13 @@ def default_operating_point(encoder: str) -> OperatingPoint:
                           source="VOICEPRINT_DEFAULT_THRESHOLD" if env else "built-in default")
 
 
-def resolve_operating_point(conn: Connection, encoder: str, name: str) -> OperatingPoint:
-    """The calibrated point ``name`` for ``encoder`` if one exists, else the default."""
-    try:
-        from voiceprint.services.calibration import stored_operating_point
-    except ImportError:
-        return default_operating_point(encoder)
-    point = stored_operating_point(conn, encoder, name)
+def resolve_operating_point(conn: Connection, encoder: str, name: str,
+                            normalization: str = "none") -> OperatingPoint:
+    """The calibrated point ``name`` for ``encoder`` and ``normalization``, else the default.
+
+    The default is always on raw cosine scores (``normalization == "none"``).
+    """
+    from voiceprint.services.calibration import stored_operating_point  # avoids an import cycle
+
+    point = stored_operating_point(conn, encoder, name, normalization)
     return point if point is not None else default_operating_point(encoder)

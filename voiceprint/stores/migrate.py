@@ -20,7 +20,7 @@ def alembic_config(url: str) -> AlembicConfig:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
     """Bring the database at ``url`` to ``revision`` (creates SQLite files' folders)."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -32,13 +32,16 @@ def downgrade(url: str, revision: str) -> None:
 
 
 def head_revision() -> str:
-    return str(ScriptDirectory.from_config(alembic_config("")).get_current_head())
+    """The newest revision(s), comma-separated if the history has several heads."""
+    return ",".join(sorted(ScriptDirectory.from_config(alembic_config("")).get_heads()))
 
 
 def current_revision(url: str) -> str | None:
+    """The database's revision(s), comma-separated; None when never migrated."""
     engine = create_db_engine(url)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            heads = MigrationContext.configure(conn).get_current_heads()
+            return ",".join(sorted(heads)) if heads else None
     finally:
         engine.dispose()

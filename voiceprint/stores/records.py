@@ -12,6 +12,7 @@ import datetime as dt
 
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine
 
 metadata = sa.MetaData()
@@ -88,3 +89,19 @@ def create_db_engine(url: str) -> Engine:
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_recycle=3600)
+
+#: LONGBLOB on MySQL (BLOB caps at 64 KiB); bytea / BLOB elsewhere
+BigBlob = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql")
+
+#: one row per calibration run: operating points (results JSON) + the AS-norm cohort
+calibrations = sa.Table(
+    "calibrations", metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("encoder", sa.String(64), nullable=False, index=True),
+    sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
+    sa.Column("source", sa.String(255), nullable=False),
+    sa.Column("results", sa.JSON, nullable=False),
+    sa.Column("cohort", BigBlob, nullable=False),
+    sa.Column("cohort_count", sa.Integer, nullable=False),
+    sa.Column("cohort_dim", sa.Integer, nullable=False),
+)

@@ -101,7 +101,12 @@ class VectorStore:
                 kwargs["timeout"] = timeout
             self._client = MilvusClient(**kwargs)
         except Exception as exc:  # pymilvus raises many types; report one
-            raise StoreError(f"cannot open Milvus at {uri!r}: {exc}") from exc
+            hint = ""
+            if self.is_lite:
+                hint = ("; a Milvus Lite file allows one process: if `voiceprint serve` or "
+                        "another command has it open, stop it or use the HTTP API, or point "
+                        "VOICEPRINT_MILVUS_URI at a Milvus server")
+            raise StoreError(f"cannot open Milvus at {uri!r}: {exc}{hint}") from exc
 
     # -- plumbing -------------------------------------------------------
     @contextlib.contextmanager
