@@ -45,6 +45,17 @@ def test_thresholds_meet_their_far_on_the_data_they_came_from():
     assert r["n_speakers"] == 30 and r["none"]["n_genuine"] == 30 * 9
 
 
+def test_thresholds_sit_between_observed_scores():
+    from voiceprint.services.calibration import between_scores, operating_points
+    scores = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    pts = operating_points(scores, labels, fars=(0.01,))["points"]
+    # perfectly separated: every point lies half-way between the best impostor and worst genuine
+    assert all(p["threshold"] == pytest.approx(0.5) for p in pts.values())
+    assert all(p["far"] == 0 and p["frr"] == 0 for p in pts.values())
+    assert between_scores(scores, 0.1) == 0.1
+
+
 def test_too_few_speakers_is_an_error():
     from voiceprint.errors import VoiceprintError
     with pytest.raises(VoiceprintError, match="at least 2 speakers"):
