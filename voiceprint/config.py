@@ -76,8 +76,10 @@ class Config:
         self.DEFAULT_THRESHOLD: float = _env_float("VOICEPRINT_DEFAULT_THRESHOLD", 0.75)
         self.OPERATING_POINT: str = _env("VOICEPRINT_OPERATING_POINT", "far_1pct")
         self.IDENTIFY_TOP_K: int = _env_int("VOICEPRINT_IDENTIFY_TOP_K", 5)
-        #: "none" (raw cosine) or "asnorm" (needs a calibration, which holds the cohort)
-        self.SCORE_NORMALIZATION: str = _env("VOICEPRINT_SCORE_NORMALIZATION", "none")
+        #: "asnorm" (default: measured better EER/minDCF and FAR transfer, see
+        #: eval/calibration.py; needs a calibration, which holds the cohort; raw
+        #: cosine until one exists) or "none" (raw cosine)
+        self.SCORE_NORMALIZATION: str = _env("VOICEPRINT_SCORE_NORMALIZATION", "asnorm")
         #: "centroid" (mean voiceprint) or "best_utterance"
         self.SPEAKER_MODEL: str = _env("VOICEPRINT_SPEAKER_MODEL", "centroid")
 
