@@ -86,7 +86,7 @@ def write_ecapa_checkpoint(root: Path, model_conf: dict[str, Any], seed: int) ->
 
 def write_cnn14_checkpoint(root: Path, seed: int) -> Any:
     paddle.seed(seed)
-    model = panns_mod.build_cnn14(CNN14_SMALL, 2048, 527)
+    model = panns_mod.build_cnn14(CNN14_SMALL, 2048, 527, lazy=False)
     root.mkdir(parents=True)
     paddle.save(model.state_dict(), str(root / "cnn14.pdparams"))
     (root / "panns.yaml").write_text(yaml.safe_dump({"feature": PANNS_FEATURE}))
@@ -183,6 +183,30 @@ def test_ecapa_fast_backend_matches_dygraph(ecapa: EcapaTdnnEncoder, env: dict[s
     assert sorted((env["base"] / "cache" / "paddle-inference").iterdir()) == exports
 
 
+def test_ecapa_export_failure_falls_back_to_dygraph(ecapa: EcapaTdnnEncoder, env: dict[str, Any],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Path:
+        raise RuntimeError("to_static exploded")
+
+    monkeypatch.setattr(pc, "export_static", broken)
+    enc = EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]))
+    assert enc.backend == "dygraph"
+    x = tone(16000, 1.4, 175)
+    np.testing.assert_allclose(enc.embed(x), ecapa.embed(x), atol=1e-4)
+    with pytest.raises(EncoderUnavailable, match="to_static exploded"):
+        EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]), backend="inference")
+
+
+def test_ecapa_damaged_cached_export_is_rebuilt(ecapa: EcapaTdnnEncoder, env: dict[str, Any]) -> None:
+    export_dir = EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]))._runner.export_dir
+    assert export_dir is not None and (export_dir / "model.pdiparams").is_file()
+    (export_dir / "model.pdiparams").write_bytes(b"\0" * 64)
+    enc = EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]))
+    assert enc.backend == "paddle.inference" and enc._runner.export_dir == export_dir
+    x = tone(16000, 0.8, 260)
+    np.testing.assert_allclose(enc.embed(x), ecapa.embed(x), atol=1e-5)
+
+
 def test_ecapa_features_match_paddlespeech_vector_executor(ecapa: EcapaTdnnEncoder,
                                                           tmp_path: Path) -> None:
     """VectorExecutor.preprocess: soundfile_load -> melspectrogram -> feature_normalize."""
@@ -271,6 +295,18 @@ def test_ecapa_missing_weights_say_what_to_download(env: dict[str, Any], no_netw
     assert no_network == [ecapa_mod.SPEC.url]  # no second attempt
 
 
+def test_archive_with_wrong_md5_in_paddlespeech_cache_is_not_used(
+        env: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        no_network: list[str]) -> None:
+    monkeypatch.setenv("PPSPEECH_HOME", str(tmp_path))
+    cache = pc.paddlespeech_model_dir(ecapa_mod.SPEC)
+    cache.mkdir(parents=True)
+    shutil.copy(env["ecapa_tar"], cache / ecapa_mod.SPEC.archive_name)
+    with pytest.raises(EncoderUnavailable, match=f"md5 is not {ecapa_mod.SPEC.md5}"):
+        EcapaTdnnEncoder.load()
+    assert no_network == [ecapa_mod.SPEC.url]
+
+
 def test_ecapa_explicit_model_dir_without_model_fails_clearly(tmp_path: Path,
                                                                no_network: list[str]) -> None:
     with pytest.raises(EncoderUnavailable, match="model/model.pdparams") as err:
@@ -336,21 +372,27 @@ def test_panns_embeddings(panns: PannsCnn14Encoder) -> None:
     np.testing.assert_array_equal(a, panns.embed_batch(clips))
     np.testing.assert_allclose(a[1], panns.embed(clips[1]), atol=1e-5)
     assert np.abs(a[0] - a[1]).max() > 1e-3
-    assert panns.kind == "sound" and panns.backend.startswith("paddle.inference")
+    assert panns.kind == "sound" and panns.backend == panns_mod.DEFAULT_BACKEND
     with pytest.raises(AudioError):
         panns.embed(np.zeros(0, np.float32))
 
 
-def test_panns_runs_the_loaded_weights_and_matches_dygraph(panns: PannsCnn14Encoder,
-                                                           env: dict[str, Any]) -> None:
+def test_panns_runs_the_loaded_weights(panns: PannsCnn14Encoder, env: dict[str, Any]) -> None:
     x = tone(32000, 1.5, 660)
     feats = panns.features(x)
     assert feats.shape == (1, 151, 64)
     with paddle.no_grad():
         ref = env["panns_src"](paddle.to_tensor(feats[None])).numpy()
     np.testing.assert_allclose(panns.embed(x), unit(ref)[0], atol=1e-4)
-    dy = PannsCnn14Encoder.load(model_dir=str(env["panns_tar"]), backend="dygraph")
-    np.testing.assert_allclose(dy.embed(x), panns.embed(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["inference", "onednn"])
+def test_panns_exported_backends_match_dygraph(panns: PannsCnn14Encoder, env: dict[str, Any],
+                                               backend: str) -> None:
+    enc = PannsCnn14Encoder.load(model_dir=str(env["panns_tar"]), backend=backend)
+    assert enc.backend.startswith("paddle.inference") and ("onednn" in enc.backend) == (backend == "onednn")
+    clips = [tone(32000, 1.5, 660), tone(32000, 0.9, 300, seed=4), tone(32000, 0.9, 900, seed=5)]
+    np.testing.assert_allclose(enc.embed_batch(clips), panns.embed_batch(clips), atol=1e-4)
 
 
 def test_panns_features_match_paddlespeech_cls_executor(panns: PannsCnn14Encoder,
@@ -379,3 +421,24 @@ def test_panns_missing_weights_say_what_to_download(no_network: list[str]) -> No
                  "panns_cnn14-32k"):
         assert part in err.value.message
     assert no_network == [panns_mod.SPEC.url]
+
+
+def test_ecapa_equals_paddlespeech_vector_executor_end_to_end(ecapa: EcapaTdnnEncoder,
+                                                              env: dict[str, Any],
+                                                              tmp_path: Path) -> None:
+    """PaddleSpeech's own CLI pipeline on the same checkpoint and file (needs
+    the CLI's extra imports yacs and prettytable, which the lean install lacks)."""
+    pytest.importorskip("yacs")
+    pytest.importorskip("prettytable")
+    import soundfile as sf
+    from paddlespeech.cli.vector.infer import VectorExecutor
+
+    x = 0.3 * tone(16000, 2.0, 190)
+    path = tmp_path / "a.wav"
+    sf.write(path, x, 16000, subtype="PCM_16")
+    ref = VectorExecutor()(audio_file=str(path), model="ecapatdnn_voxceleb12", sample_rate=16000,
+                           config=str(env["ecapa_dir"] / "conf" / "model.yaml"),
+                           ckpt_path=str(env["ecapa_dir"] / "model" / "model"),
+                           force_yes=True, device="cpu")
+    wav, _ = sf.read(path, dtype="float32")
+    np.testing.assert_allclose(ecapa.embed(wav), unit(ref[None])[0], atol=1e-5)
