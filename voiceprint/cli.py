@@ -100,13 +100,8 @@ def db_check(repair: bool) -> None:
     """Compare Milvus with the database (the source of truth)."""
     from voiceprint.services.consistency import check_speakers
     rt = _runtime()
-    reports = check_speakers(rt, repair=repair)
-    try:
-        from voiceprint.services.sounds import check_sounds
-    except ImportError:
-        pass
-    else:
-        reports += check_sounds(rt, repair=repair)
+    from voiceprint.services.sounds import check_sounds
+    reports = check_speakers(rt, repair=repair) + check_sounds(rt, repair=repair)
     _echo_json([r.to_dict() for r in reports])
     if not repair and not all(r.ok for r in reports):
         raise SystemExit(1)
@@ -216,16 +211,9 @@ def calibrate(data_dir: str, enroll_clips: int, fars: tuple[float, ...]) -> None
                    f"({r['n_genuine']} genuine / {r['n_impostor']} impostor trials)")
 
 
-def _register_sounds() -> None:
-    """The ``sounds`` command group lives beside the sound search service."""
-    try:
-        from voiceprint.cli_sounds import sounds
-    except ImportError:  # pragma: no cover - during development only
-        return
-    main.add_command(sounds)
+from voiceprint.cli_sounds import sounds  # noqa: E402 - the group is defined beside its service
 
-
-_register_sounds()
+main.add_command(sounds)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

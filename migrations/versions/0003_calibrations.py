@@ -1,7 +1,7 @@
 """calibrations: measured operating points and the AS-norm cohort
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-22
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 revision = "0003"
-down_revision = "0001"  # relinked after 0002 lands
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -57,18 +57,14 @@ def init_api(app: Flask) -> Api:
     from voiceprint.api.calibrations import blp as calibrations_blp
     from voiceprint.api.health import blp as health_blp
     from voiceprint.api.recognition import blp as recognition_blp
+    from voiceprint.api.sounds import blp as sounds_blp
     from voiceprint.api.speakers import blp as speakers_blp
 
     api.register_blueprint(speakers_blp)
     api.register_blueprint(recognition_blp)
     api.register_blueprint(calibrations_blp)
     api.register_blueprint(health_blp)
-    try:
-        from voiceprint.api.sounds import blp as sounds_blp
-    except ImportError:  # pragma: no cover - sounds module optional during development
-        pass
-    else:
-        api.register_blueprint(sounds_blp)
+    api.register_blueprint(sounds_blp)
 
     def as_http(status: int, message: str, errors: dict[str, Any] | None = None) -> Any:
         try:

@@ -105,3 +105,64 @@ calibrations = sa.Table(
     sa.Column("cohort_count", sa.Integer, nullable=False),
     sa.Column("cohort_dim", sa.Integer, nullable=False),
 )
+
+# -- similar-sound search -------------------------------------------------------
+#: a named, isolated sound library; each has its own Milvus collection
+#: ``<prefix>_<encoder>_sounds_<id>`` holding vectors of ``encoder``
+sound_libraries = sa.Table(
+    "sound_libraries", metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("encoder", sa.String(64), nullable=False),
+    sa.Column("dim", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
+)
+
+#: one row per stored sound; ``embedding`` (float32 bytes) is the source of truth
+sounds = sa.Table(
+    "sounds", metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("library_id", BigId, sa.ForeignKey("sound_libraries.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("filename", sa.String(255), nullable=True),
+    sa.Column("content_sha256", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("sample_rate", sa.Integer, nullable=False),
+    sa.Column("channels", sa.Integer, nullable=False),
+    sa.Column("format", sa.String(16), nullable=False),
+    sa.Column("encoder", sa.String(64), nullable=False),
+    sa.Column("embedding", sa.LargeBinary, nullable=False),
+    sa.Column("audio_key", sa.String(255), nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False, default=utcnow),
+    sa.UniqueConstraint("library_id", "content_sha256", name="uq_sounds_library_sha256"),
+)
+
+#: tags of a sound (string key -> string value), indexed for equality filters
+sound_tags = sa.Table(
+    "sound_tags", metadata,
+    sa.Column("sound_id", BigId, sa.ForeignKey("sounds.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+    sa.Index("ix_sound_tags_key_value", "key", "value"),
+)
+
+#: progress of CLI bulk loads (``voiceprint sounds load``), readable over HTTP
+sound_loads = sa.Table(
+    "sound_loads", metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("library_id", BigId, sa.ForeignKey("sound_libraries.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("source", sa.String(1024), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("processed", sa.Integer, nullable=False),
+    sa.Column("loaded", sa.Integer, nullable=False),
+    sa.Column("skipped", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False, default=utcnow),
+    sa.Column("updated_at", sa.DateTime, nullable=False, default=utcnow),
+    sa.Column("finished_at", sa.DateTime, nullable=True),
+)
