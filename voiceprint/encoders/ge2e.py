@@ -4,7 +4,10 @@ Its pretrained weights ship inside the ``resemblyzer`` wheel, so it works
 offline. A clip is cut into 1.6 s partial windows (rate 1.3 per second),
 each window is embedded, and the clip's embedding is the L2-normalised
 mean of its windows -- resemblyzer's ``embed_utterance``, batched over all
-windows of all clips in one forward pass.
+windows of all clips in one forward pass. A clip shorter than one window is
+repeated end to end to fill it (resemblyzer pads with silence, which drags
+short clips towards one "silence" embedding: on FSDD's 0.4 s digits the
+speaker EER measured 21% padded vs 0% repeated, `python -m eval.speakers`).
 """
 from __future__ import annotations
 
@@ -48,6 +51,9 @@ class Ge2eEncoder(Encoder):
         """Mel windows (n_windows, 160, 40) of one 16 kHz clip, as resemblyzer cuts them."""
         wav = self._audio.normalize_volume(np.asarray(wav, dtype=np.float32),
                                            self._audio.audio_norm_target_dBFS, increase_only=True)
+        window = int(self.sample_rate * 1.6)  # resemblyzer's partial: 160 frames of 10 ms
+        if 0 < len(wav) < window:
+            wav = np.tile(wav, -(-window // len(wav)))[:window]
         wav_slices, mel_slices = self._model.compute_partial_slices(len(wav), 1.3, 0.75)
         needed = wav_slices[-1].stop
         if needed >= len(wav):
