@@ -81,11 +81,12 @@ class VectorStore:
     def __init__(self, uri: str, *, token: str | None = None,
                  index: IndexSpec | None = None, timeout: float = 60.0,
                  consistency: str = "Session") -> None:
-        """``consistency``: Milvus read consistency. "Session" (default) lets this
-        client read its own writes at once without waiting for the cluster-wide
-        time tick that "Strong" waits for (measured: ~200 ms per search on a
-        Milvus 2.3 server vs ~4 ms); other clients' writes show within Milvus'
-        bounded staleness."""
+        """``consistency``: Milvus read consistency of :meth:`search`. "Session"
+        (default) sees this client's own inserts at once without waiting for the
+        cluster-wide time tick that "Strong" waits for (measured: ~200 ms per
+        search on a Milvus 2.3 server vs ~4 ms). Deletes may show a moment
+        later, which is harmless: callers join hits with the database, the
+        source of truth. Counts and id listings stay "Strong"."""
         from pymilvus import MilvusClient
 
         self.uri = uri
@@ -156,7 +157,7 @@ class VectorStore:
                 params.add_index(field_name="vector", index_type=self.index.index_type,
                                  metric_type=self.index.metric, params=self.index.build_params)
                 client.create_collection(name, schema=schema, index_params=params,
-                                         consistency_level=self.consistency)
+                                         consistency_level="Strong")
         self._known[name] = dim
 
     def _collection_dim(self, name: str) -> int:
@@ -237,7 +238,7 @@ class VectorStore:
             if not client.has_collection(name):
                 return 0
             res = client.query(name, filter="", output_fields=["count(*)"],
-                               consistency_level=self.consistency)
+                               consistency_level="Strong")
             return int(res[0]["count(*)"])
 
     def ids(self, name: str, *, batch_size: int = 10000) -> set[int]:
