@@ -293,6 +293,23 @@ def load_small_cnn14(root: Path, num_threads: int | None = 2) -> Any:
     return PannsCnn14Encoder.load(model_dir=str(root), num_threads=num_threads)
 
 
+def eventually(read: Callable[[], Any], want: Any, timeout_s: float = 15.0) -> Any:
+    """``read()`` once it returns ``want`` (or the last value after ``timeout_s``).
+
+    Reads of a Milvus *server* are only eventually consistent after deletes and
+    after writes by another client (the vector store uses Session consistency),
+    so counts are polled; Milvus Lite answers at once.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = read()
+        if got == want or time.monotonic() > deadline:
+            return got
+        time.sleep(0.25)
+
+
 def write_tree(base: Path, sounds: list[Sound]) -> Iterator[Path]:
     """Write ``sounds`` into nested folders below ``base``; yields the paths."""
     for i, s in enumerate(sounds):

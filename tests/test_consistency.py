@@ -38,10 +38,18 @@ def test_enroll_identify_delete_roundtrip(client, rt, clips):
 
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS, indirect=True)
-@pytest.mark.parametrize("fail", ["insert", "upsert"])
-def test_milvus_failure_during_enrollment_leaves_nothing(client, rt, clips, monkeypatch, fail):
+@pytest.mark.parametrize("failing_call", [1, 2], ids=["utterance-vectors", "voiceprint-vector"])
+def test_milvus_failure_during_enrollment_leaves_nothing(client, rt, clips, monkeypatch, failing_call):
     sid = client.post("/speakers", json={"external_id": "a"}).json["id"]
-    monkeypatch.setattr(rt.vectors, fail, boom)
+    real, calls = rt.vectors.upsert, []
+
+    def upsert_failing_at(*a, **k):
+        calls.append(a[0])
+        if len(calls) == failing_call:
+            boom()
+        return real(*a, **k)
+
+    monkeypatch.setattr(rt.vectors, "upsert", upsert_failing_at)
     r = enroll(client, sid, clips[:3])
     assert r.status_code == 503 and r.json["errors"]["reason"] == "store_unavailable"
     monkeypatch.undo()
@@ -58,8 +66,8 @@ def test_failure_after_earlier_enrollment_restores_previous_voiceprint(client, r
 
     def upsert_then_fail_commit(self, *a, **k):
         calls.append(a)
-        real(self, *a, **k)  # the speaker vector is replaced in Milvus ...
-        if len(calls) == 1:  # ... then the database fails before COMMIT
+        real(self, *a, **k)  # call 1: utterance vectors; call 2: the speaker vector is replaced ...
+        if len(calls) == 2:  # ... then the database fails before COMMIT
             raise sa.exc.OperationalError("COMMIT", {}, Exception("injected database failure"))
 
     monkeypatch.setattr(VectorStore, "upsert", upsert_then_fail_commit)

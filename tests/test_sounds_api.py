@@ -34,8 +34,11 @@ def lib12() -> list[sfx.Sound]:
     return sfx.library(12, seed=1)
 
 
-def stored(rt: Any) -> dict[str, int]:
-    """Rows, tags, vectors (every library's collection) and audio files now stored."""
+def stored(rt: Any, want: dict[str, int] | None = None) -> dict[str, int]:
+    """Rows, tags, vectors (every library's collection) and audio files stored; with
+    ``want``, polled until they equal it (a Milvus server's counts lag after deletes)."""
+    if want is not None:
+        return sfx.eventually(lambda: stored(rt), want)
     with rt.engine.connect() as conn:
         n = conn.execute(sa.select(sa.func.count()).select_from(sounds)).scalar_one()
         n_tags = conn.execute(sa.select(sa.func.count()).select_from(sound_tags)).scalar_one()
@@ -46,6 +49,15 @@ def stored(rt: Any) -> dict[str, int]:
 
 
 NOTHING = {"sounds": 0, "tags": 0, "vectors": 0, "audio_files": 0}
+
+
+def assert_stored(rt: Any, want: dict[str, int]) -> None:
+    assert stored(rt, want) == want
+
+
+def consistent(rt: Any) -> bool:
+    """Every library's rows, vectors and files agree (polled, as :func:`stored`)."""
+    return sfx.eventually(lambda: all(rep.ok for rep in check_sounds(rt)), True)
 
 
 def files_body(items: list[tuple[bytes, str]], **form: Any) -> dict[str, Any]:
@@ -70,7 +82,7 @@ def test_end_to_end_insert_dedup_search_stream_delete_drop(client, rt, lib12):
     assert [i["index"] for i in r.json["inserted"]] == list(range(10))
     assert r.json["duplicates"] == [] and r.json["rejected"] == []
     ids = {i["filename"]: i["id"] for i in r.json["inserted"]}
-    assert stored(rt) == {"sounds": 10, "tags": 20, "vectors": 10, "audio_files": 10}
+    assert_stored(rt, {"sounds": 10, "tags": 20, "vectors": 10, "audio_files": 10})
 
     # duplicates: already stored, and repeated within one request; only new bytes are stored
     r = insert(client, [lib12[2], lib12[10], lib12[10]])
@@ -111,10 +123,10 @@ def test_end_to_end_insert_dedup_search_stream_delete_drop(client, rt, lib12):
     # delete: row, vector and file together
     assert client.delete(f"/sounds/{sid}").status_code == 204
     assert client.get(f"/sounds/{sid}").status_code == 404
-    assert stored(rt) == {"sounds": 10, "tags": 18, "vectors": 10, "audio_files": 10}
+    assert_stored(rt, {"sounds": 10, "tags": 18, "vectors": 10, "audio_files": 10})
     r = search(client, target.encode(), top_k="10")
     assert sid not in [x["id"] for x in r.json["results"]] and r.json["query"]["duplicate_of"] is None
-    assert all(rep.ok for rep in check_sounds(rt))
+    assert consistent(rt)
 
     # drop: guarded, then everything goes
     assert client.delete("/sounds/libraries/default").status_code == 400
@@ -123,7 +135,8 @@ def test_end_to_end_insert_dedup_search_stream_delete_drop(client, rt, lib12):
     coll = SoundService(rt).library("default").collection
     r = client.delete("/sounds/libraries/default?confirm=default")
     assert r.status_code == 200 and r.json == {"library": "default", "dropped": True, "sounds": 10}
-    assert stored(rt) == NOTHING and not rt.vectors.has_collection(coll)
+    assert_stored(rt, NOTHING)
+    assert not rt.vectors.has_collection(coll)
     assert client.get("/sounds/count").status_code == 404
     # and the library can start again
     assert insert(client, lib12[:1]).status_code == 201
@@ -149,7 +162,7 @@ def test_named_libraries_are_isolated(client, rt, lib12):
     assert client.delete("/sounds/libraries/effects?confirm=effects").status_code == 200
     assert client.get("/sounds/count?library=music").json == {"library": "music", "sounds": 5,
                                                                 "vectors": 5}
-    assert stored(rt) == {"sounds": 5, "tags": 0, "vectors": 5, "audio_files": 5}
+    assert_stored(rt, {"sounds": 5, "tags": 0, "vectors": 5, "audio_files": 5})
     assert search(client, lib12[5].encode(), library="effects").status_code == 404
 
 
@@ -207,7 +220,7 @@ def test_bad_audio_is_422_and_nothing_is_stored(client, rt, name):
     assert r.status_code == 422 and r.json["errors"]["reason"] == "no_file_accepted"
     assert r.json["errors"]["files"][0]["reasons"][0]["reason"] == reason
     assert r.json["message"]
-    assert stored(rt) == NOTHING
+    assert_stored(rt, NOTHING)
     r = search(client, data)
     assert r.status_code in (404, 422)  # no library yet
     insert(client, sfx.library(1, seed=3))
@@ -224,7 +237,7 @@ def test_mixed_batch_stores_the_good_files_and_explains_the_rest(client, rt, lib
     assert [i["filename"] for i in r.json["inserted"]] == ["a.wav"]
     assert {i["filename"]: i["reasons"][0]["reason"] for i in r.json["rejected"]} == {
         "b.wav": "unreadable", "c.wav": "silent"}
-    assert stored(rt) == {"sounds": 1, "tags": 0, "vectors": 1, "audio_files": 1}
+    assert_stored(rt, {"sounds": 1, "tags": 0, "vectors": 1, "audio_files": 1})
 
 
 def test_request_errors_are_4xx_json(client, rt, lib12, app):
@@ -268,7 +281,8 @@ def test_milvus_failure_during_insert_leaves_nothing(client, rt, lib12, monkeypa
     r = insert(client, lib12[2:6], tag="k:v")
     assert r.status_code == 503 and r.json["errors"]["reason"] == "store_unavailable"
     monkeypatch.undo()
-    assert stored(rt) == before and all(rep.ok for rep in check_sounds(rt))
+    assert_stored(rt, before)
+    assert consistent(rt)
 
 
 def test_database_failure_after_vectors_were_written_removes_them(client, rt, lib12, monkeypatch):
@@ -282,8 +296,8 @@ def test_database_failure_after_vectors_were_written_removes_them(client, rt, li
     r = insert(client, lib12[:3])
     assert r.status_code == 503 and r.json["errors"]["reason"] == "database_error"
     monkeypatch.undo()
-    assert stored(rt) == NOTHING
-    assert all(rep.ok for rep in check_sounds(rt))
+    assert_stored(rt, NOTHING)
+    assert consistent(rt)
 
 
 def test_failed_delete_keeps_the_sound_whole(client, rt, lib12, monkeypatch):
@@ -292,7 +306,8 @@ def test_failed_delete_keeps_the_sound_whole(client, rt, lib12, monkeypatch):
     monkeypatch.setattr(VectorStore, "delete", lambda self, name, ids: boom())
     assert client.delete(f"/sounds/{ids[0]}").status_code == 503
     monkeypatch.undo()
-    assert stored(rt) == before and client.get(f"/sounds/{ids[0]}").status_code == 200
+    assert_stored(rt, before)
+    assert client.get(f"/sounds/{ids[0]}").status_code == 200
 
     # the vector is removed, then the commit fails: the vector is put back
     real = VectorStore.delete
@@ -304,7 +319,8 @@ def test_failed_delete_keeps_the_sound_whole(client, rt, lib12, monkeypatch):
     monkeypatch.setattr(VectorStore, "delete", delete_then_db_fails)
     assert client.delete(f"/sounds/{ids[0]}").status_code == 503
     monkeypatch.undo()
-    assert stored(rt) == before and all(rep.ok for rep in check_sounds(rt))
+    assert_stored(rt, before)
+    assert consistent(rt)
     r = search(client, lib12[0].encode(), top_k="1")
     assert r.json["results"][0]["id"] == ids[0]
 
@@ -319,8 +335,8 @@ def test_db_check_finds_and_repairs_sound_vectors_and_files(client, rt, lib12, r
     assert report.missing == [ids[1]] and report.orphans == [987654] and len(report.orphan_files) == 1
     assert not report.ok and report.to_dict()["library"] == "default"
     check_sounds(rt, repair=True)
-    assert all(rep.ok for rep in check_sounds(rt))
-    assert stored(rt) == {"sounds": 4, "tags": 0, "vectors": 4, "audio_files": 4}
+    assert consistent(rt)
+    assert_stored(rt, {"sounds": 4, "tags": 0, "vectors": 4, "audio_files": 4})
     assert search(client, lib12[1].encode(), top_k="1").json["results"][0]["id"] == ids[1]
 
 

@@ -71,8 +71,11 @@ def make_tree(base: Path, good: list[sfx.Sound]) -> dict[str, Path]:
     return {"first": paths[0], **bad}
 
 
-def counts(rt_config: dict[str, Any]) -> dict[str, int]:
-    """Rows, vectors and audio files of library 'default', seen from a fresh runtime."""
+def counts(rt_config: dict[str, Any], want: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Rows, vectors and audio files of library 'default', seen from a fresh runtime;
+    with ``want``, polled until equal (a Milvus server shows other clients' writes late)."""
+    if want is not None:
+        return sfx.eventually(lambda: counts(rt_config), want)
     from voiceprint import create_app
     app = create_app({**rt_config})
     rt = app.extensions["voiceprint"]
@@ -86,6 +89,10 @@ def counts(rt_config: dict[str, Any]) -> dict[str, int]:
     finally:
         rt.close()
     return out
+
+
+def assert_counts(rt_config: dict[str, Any], want: dict[str, Any]) -> None:
+    assert counts(rt_config, want) == want
 
 
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
@@ -102,7 +109,7 @@ def test_load_with_bad_files_rerun_search_drop(cli, app_config, good, tmp_path):
         assert f"  {bad[key]}: [{reason}]" in r.output
     lines = [json.loads(x) for x in report.read_text().splitlines()]
     assert len(lines) == 24 and sum(x["status"] == "loaded" for x in lines) == 20
-    assert counts(app_config) == {"sounds": 20, "vectors": 20, "audio_files": 20, "ok": True}
+    assert_counts(app_config, {"sounds": 20, "vectors": 20, "audio_files": 20, "ok": True})
 
     # a second run loads nothing twice
     r = cli("sounds", "load", str(tree), "--no-progress")
@@ -193,7 +200,7 @@ def test_resume_after_a_batch_dies_before_its_commit(cli, app_config, good, tmp_
     assert r.exit_code == 0, r.output
     assert "removed leftovers of an interrupted load" in r.output
     assert "loaded 12, skipped 8" in r.output
-    assert counts(app_config) == {"sounds": 20, "vectors": 20, "audio_files": 20, "ok": True}
+    assert_counts(app_config, {"sounds": 20, "vectors": 20, "audio_files": 20, "ok": True})
     r = cli("sounds", "loads")
     assert "interrupted" in r.output and "finished: 20/20" in r.output
 
@@ -236,7 +243,7 @@ def test_resume_after_sigkill(cli, app_config, good, tmp_path, panns_dir, paddle
     assert r.exit_code == 0, r.output
     m = re.search(r"loaded (\d+), skipped (\d+)", r.output)
     assert m and int(m[1]) + int(m[2]) == 60 and int(m[2]) >= processed, r.output
-    assert counts(app_config) == {"sounds": 60, "vectors": 60, "audio_files": 60, "ok": True}
+    assert_counts(app_config, {"sounds": 60, "vectors": 60, "audio_files": 60, "ok": True})
     r = cli("sounds", "loads")  # the killed load is marked when the same source is loaded again
     assert "finished: 60/60" in r.output and "interrupted: " in r.output
 

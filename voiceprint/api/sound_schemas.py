@@ -153,7 +153,9 @@ class SoundPageSchema(ma.Schema):
 class CountSchema(ma.Schema):
     library = ma.fields.String()
     sounds = ma.fields.Integer(metadata={"description": "rows in the database"})
-    vectors = ma.fields.Integer(metadata={"description": "vectors in Milvus (equal when consistent)"})
+    vectors = ma.fields.Integer(metadata={
+        "description": "vectors in Milvus: equal to sounds when consistent; on a Milvus server "
+                       "it can trail deletes and other clients' writes briefly (Session consistency)"})
 
 
 class LibrarySchema(ma.Schema):

@@ -158,7 +158,9 @@ class EnrollmentService:
                     conn.execute(voiceprints.update().where(
                         voiceprints.c.speaker_id == speaker_id,
                         voiceprints.c.encoder == encoder).values(**values))
-                rt.vectors.insert(utt_coll, written_ids, vectors, [speaker_id] * len(written_ids))
+                # upsert: SQLite may reuse the ids of a transaction killed before
+                # its commit, whose vectors could still be in Milvus
+                rt.vectors.upsert(utt_coll, written_ids, vectors, [speaker_id] * len(written_ids))
                 touched_speaker_vector = True
                 if enrolled:
                     rt.vectors.upsert(spk_coll, [speaker_id], centroid[None], [speaker_id])

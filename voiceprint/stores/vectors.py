@@ -160,6 +160,17 @@ class VectorStore:
                                          consistency_level="Strong")
         self._known[name] = dim
 
+    def _ready(self, client: Any, name: str) -> bool:
+        """True if ``name`` exists; loads it once per process (Milvus Lite reopens
+        collections "released" after a crash, and searches fail until loaded)."""
+        if name in self._known:
+            return True
+        if not client.has_collection(name):
+            return False
+        client.load_collection(name)
+        self._known[name] = self._collection_dim(name)
+        return True
+
     def _collection_dim(self, name: str) -> int:
         info = self._client.describe_collection(name)
         for f in info["fields"]:
@@ -235,7 +246,7 @@ class VectorStore:
 
     def count(self, name: str) -> int:
         with self._call("count") as client:
-            if not client.has_collection(name):
+            if not self._ready(client, name):
                 return 0
             res = client.query(name, filter="", output_fields=["count(*)"],
                                consistency_level="Strong")
@@ -245,7 +256,7 @@ class VectorStore:
         """All primary keys in ``name`` (for reconciliation with the database)."""
         out: set[int] = set()
         with self._call("query ids") as client:
-            if not client.has_collection(name):
+            if not self._ready(client, name):
                 return out
             it = client.query_iterator(name, batch_size=batch_size, filter="id >= 0",
                                        output_fields=["id"])
@@ -278,7 +289,7 @@ class VectorStore:
                 return [[] for _ in range(arr.shape[0])]
             flt = f"owner in [{','.join(str(int(o)) for o in owners)}]"
         with self._call("search") as client:
-            if not client.has_collection(name):
+            if not self._ready(client, name):
                 return [[] for _ in range(arr.shape[0])]
             res = client.search(name, data=[row for row in arr], limit=k, filter=flt,
                                 output_fields=["owner"], search_params=params,
