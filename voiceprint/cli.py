@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import click
 
+from voiceprint.cli_sounds import sounds
 from voiceprint.config import Config
 from voiceprint.errors import VoiceprintError
 
@@ -210,8 +211,6 @@ def calibrate(data_dir: str, enroll_clips: int, fars: tuple[float, ...]) -> None
         click.echo(f"{norm:<8} EER {r['eer']:.3%}  minDCF(0.01) {r['min_dcf']:.4f}  "
                    f"({r['n_genuine']} genuine / {r['n_impostor']} impostor trials)")
 
-
-from voiceprint.cli_sounds import sounds  # noqa: E402 - the group is defined beside its service
 
 main.add_command(sounds)
 
