@@ -73,7 +73,9 @@ class Config:
         self.ENROLL_MIN_SPEECH_SECONDS: float = _env_float("VOICEPRINT_ENROLL_MIN_SPEECH_SECONDS", 8.0)
 
         # decisions (cosine similarity in [-1, 1]) until a calibration exists
-        self.DEFAULT_THRESHOLD: float = _env_float("VOICEPRINT_DEFAULT_THRESHOLD", 0.75)
+        #: overrides the encoder's built-in default (services/decisions.py); None = use it
+        threshold = os.environ.get("VOICEPRINT_DEFAULT_THRESHOLD")
+        self.DEFAULT_THRESHOLD: float | None = float(threshold) if threshold else None
         self.OPERATING_POINT: str = _env("VOICEPRINT_OPERATING_POINT", "far_1pct")
         self.IDENTIFY_TOP_K: int = _env_int("VOICEPRINT_IDENTIFY_TOP_K", 5)
         #: "asnorm" (default: measured better EER/minDCF and FAR transfer, see

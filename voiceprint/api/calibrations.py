@@ -66,7 +66,7 @@ class Active(MethodView):
         return {"encoder": enc, "calibrated": row is not None,
                 "normalization": rt.config.SCORE_NORMALIZATION,
                 "operating_point": rt.config.OPERATING_POINT, "calibration": row,
-                "default": default_operating_point(enc).to_dict()}
+                "default": default_operating_point(enc, rt.config.DEFAULT_THRESHOLD).to_dict()}
 
 
 @blp.route("/<int:calibration_id>")

@@ -2,12 +2,11 @@
 
 Scores are cosine similarities in [-1, 1]. Until ``voiceprint calibrate``
 has measured thresholds for the active encoder, the encoder's default
-threshold (or ``VOICEPRINT_DEFAULT_THRESHOLD``) is used and responses say
+threshold (or ``Config.DEFAULT_THRESHOLD``) is used and responses say
 ``calibrated: false``.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -31,15 +30,18 @@ class OperatingPoint:
         return asdict(self)
 
 
-def default_operating_point(encoder: str) -> OperatingPoint:
-    env = os.environ.get("VOICEPRINT_DEFAULT_THRESHOLD")
-    threshold = float(env) if env else DEFAULT_THRESHOLDS.get(encoder, 0.5)
-    return OperatingPoint(name="default", threshold=threshold, calibrated=False,
-                          source="VOICEPRINT_DEFAULT_THRESHOLD" if env else "built-in default")
+def default_operating_point(encoder: str, override: float | None = None) -> OperatingPoint:
+    """The uncalibrated point: ``override`` (``VOICEPRINT_DEFAULT_THRESHOLD``) or the encoder's default."""
+    if override is not None:
+        return OperatingPoint(name="default", threshold=override, calibrated=False,
+                              source="VOICEPRINT_DEFAULT_THRESHOLD")
+    return OperatingPoint(name="default", threshold=DEFAULT_THRESHOLDS.get(encoder, 0.5),
+                          calibrated=False, source="built-in default")
 
 
 def resolve_operating_point(conn: Connection, encoder: str, name: str,
-                            normalization: str = "none") -> OperatingPoint:
+                            normalization: str = "none",
+                            default_threshold: float | None = None) -> OperatingPoint:
     """The calibrated point ``name`` for ``encoder`` and ``normalization``, else the default.
 
     The default is always on raw cosine scores (``normalization == "none"``).
@@ -47,4 +49,4 @@ def resolve_operating_point(conn: Connection, encoder: str, name: str,
     from voiceprint.services.calibration import stored_operating_point  # avoids an import cycle
 
     point = stored_operating_point(conn, encoder, name, normalization)
-    return point if point is not None else default_operating_point(encoder)
+    return point if point is not None else default_operating_point(encoder, default_threshold)

@@ -77,7 +77,8 @@ class RecognitionService:
         want_norm = rt.config.SCORE_NORMALIZATION == "asnorm"
         with rt.engine.connect() as conn:
             row = latest_calibration(conn, encoder) if want_norm else None
-            point = resolve_operating_point(conn, encoder, name, "asnorm" if row else "none")
+            point = resolve_operating_point(conn, encoder, name, "asnorm" if row else "none",
+                                            rt.config.DEFAULT_THRESHOLD)
         if row is None:
             return point, None
         if row.id not in rt.cohorts:

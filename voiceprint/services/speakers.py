@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -20,17 +21,27 @@ class Page:
     page_size: int
 
 
+def _speaker_dicts(conn: Connection, rows: list[sa.Row[Any]], encoder: str,
+                   min_speech_s: float) -> list[dict[str, Any]]:
+    """Speaker records with their enrollment status (one voiceprint query per page)."""
+    vps = {vp.speaker_id: vp for vp in conn.execute(
+        sa.select(voiceprints.c.speaker_id, voiceprints.c.n_utterances, voiceprints.c.speech_s)
+        .where(voiceprints.c.encoder == encoder,
+               voiceprints.c.speaker_id.in_([r.id for r in rows] or [-1])))}
+    out = []
+    for row in rows:
+        vp = vps.get(row.id)
+        out.append({
+            "id": row.id, "external_id": row.external_id, "name": row.name,
+            "metadata": row.meta or {}, "created_at": row.created_at, "updated_at": row.updated_at,
+            "enrollment": enrollment_status(float(vp.speech_s) if vp else 0.0,
+                                            vp.n_utterances if vp else 0, encoder, min_speech_s),
+        })
+    return out
+
+
 def _speaker_dict(conn: Connection, row: sa.Row[Any], encoder: str, min_speech_s: float) -> dict[str, Any]:
-    vp = conn.execute(sa.select(voiceprints.c.n_utterances, voiceprints.c.speech_s,
-                                voiceprints.c.enrolled)
-                      .where(voiceprints.c.speaker_id == row.id,
-                             voiceprints.c.encoder == encoder)).first()
-    speech = float(vp.speech_s) if vp else 0.0
-    return {
-        "id": row.id, "external_id": row.external_id, "name": row.name,
-        "metadata": row.meta or {}, "created_at": row.created_at, "updated_at": row.updated_at,
-        "enrollment": enrollment_status(speech, vp.n_utterances if vp else 0, encoder, min_speech_s),
-    }
+    return _speaker_dicts(conn, [row], encoder, min_speech_s)[0]
 
 
 def enrollment_status(speech_s: float, n_utterances: int, encoder: str,
@@ -98,7 +109,7 @@ class SpeakerService:
         with self.rt.engine.connect() as conn:
             total = int(conn.execute(count).scalar_one())
             rows = conn.execute(query.limit(page_size).offset((page - 1) * page_size)).all()
-            items = [_speaker_dict(conn, r, self.encoder, self.min_speech) for r in rows]
+            items = _speaker_dicts(conn, list(rows), self.encoder, self.min_speech)
         return Page(items, total, page, page_size)
 
     def update(self, speaker_id: int, changes: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +163,6 @@ class SpeakerService:
                         rt.vectors.delete(name, [speaker_id])
                         removed.append((name, [speaker_id], [vp.embedding]))
         except Exception:
-            import numpy as np
             for name, ids, blobs in removed:  # put the vectors back: the rows are still there
                 if rt.vectors.has_collection(name):
                     rt.vectors.upsert(name, ids, np.stack([from_blob(b) for b in blobs]),
