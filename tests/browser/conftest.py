@@ -206,7 +206,9 @@ class Page:
         return path
 
     def console_errors(self) -> list[str]:
-        return [e["message"] for e in self.driver.get_log("browser") if e["level"] == "SEVERE"]
+        """Script errors logged so far (failed API answers are expected and left out)."""
+        return [e["message"] for e in self.driver.get_log("browser")
+                if e["level"] == "SEVERE" and e.get("source") != "network"]
 
 
 @pytest.fixture
@@ -214,3 +216,34 @@ def page_factory(artifacts: Path, request: pytest.FixtureRequest) -> Callable[..
     def make(driver: Any, server: LiveServer) -> Page:
         return Page(driver, server, artifacts, request.node.name)
     return make
+
+
+# -- audio for the tests -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def voice_files(tmp_path_factory: pytest.TempPathFactory, speak: Callable[..., bytes]) -> Callable[..., Path]:
+    """``voice_files(voice, i)`` -> path of a WAV of SENTENCES[i] spoken by ``voice`` (cached)."""
+    from tests.conftest import SENTENCES
+
+    root = tmp_path_factory.mktemp("voices")
+
+    def get(voice: str, i: int) -> Path:
+        path = root / f"{voice.replace(':', '_').replace('+', '_')}-{i}.wav"
+        if not path.exists():
+            path.write_bytes(speak(SENTENCES[i], voice))
+        return path
+
+    return get
+
+
+def api_enroll(server: LiveServer, external_id: str, paths: list[Path], name: str | None = None) -> int:
+    """Create and enroll a speaker through the HTTP API (in process); returns its id."""
+    import io
+
+    client = server.app.test_client()
+    r = client.post("/speakers", json={"external_id": external_id, "name": name})
+    assert r.status_code == 201, r.json
+    sid = int(r.json["id"])
+    r = client.post(f"/speakers/{sid}/enrollments", content_type="multipart/form-data",
+                    data={"clips": [(io.BytesIO(p.read_bytes()), p.name) for p in paths]})
+    assert r.status_code == 201 and r.json["enrollment"]["status"] == "enrolled", r.json
+    return sid

@@ -152,3 +152,16 @@ export function postForm(path, form, { onUploadProgress, onUploaded } = {}) {
 export function getBlob(path) {
   return request("GET", path, { responseType: "blob" });
 }
+
+let specPromise = null;
+
+/**
+ * Whether the service's OpenAPI description lists query parameter `name` for
+ * `method path` (features that newer services add; false when unsure).
+ */
+export async function hasQueryParameter(method, path, name) {
+  if (!specPromise) specPromise = get("/openapi.json").catch(() => null);
+  const spec = await specPromise;
+  const op = spec && spec.paths && spec.paths[path] && spec.paths[path][method.toLowerCase()];
+  return Boolean(op && (op.parameters || []).some((p) => p.in === "query" && p.name === name));
+}

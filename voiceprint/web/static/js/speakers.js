@@ -1,6 +1,6 @@
 // Speakers: search, paging, create, enrollment status, recordings, enroll, delete.
 
-import { ApiError, del, get, postForm, postJson } from "./api.js";
+import { ApiError, del, get, hasQueryParameter, postForm, postJson } from "./api.js";
 import { clipPicker } from "./clips.js";
 import { announce, h, replace } from "./dom.js";
 import { seconds } from "./format.js";
@@ -8,12 +8,19 @@ import { formState, withBusy } from "./forms.js";
 
 const PAGE_SIZE = 20;
 
-/** "Enrolled · 12.3 s of speech, 4 recordings" or "6.3 s of speech still needed". */
-export function enrollmentText(e) {
+/**
+ * "Enrolled · 12 s of speech, 4 recordings" or "Enrolling · 6.3 s of speech still
+ * needed (…)"; `short` drops the details (for the table).
+ */
+export function enrollmentText(e, short = false) {
   if (!e) return "";
   const recordings = `${e.utterances} recording${e.utterances === 1 ? "" : "s"}`;
-  if (e.status === "enrolled") return `Enrolled · ${seconds(e.speech_seconds)} of speech, ${recordings}`;
-  return `Enrolling · ${seconds(e.remaining_speech_seconds)} of speech still needed (${seconds(e.speech_seconds)} of ${seconds(e.required_speech_seconds)}, ${recordings})`;
+  if (e.status === "enrolled") {
+    return short ? `Enrolled · ${recordings}` : `Enrolled · ${seconds(e.speech_seconds)} of speech, ${recordings}`;
+  }
+  const needed = `${seconds(e.remaining_speech_seconds)} of speech still needed`;
+  return short ? needed
+    : `Enrolling · ${needed} (${seconds(e.speech_seconds)} of ${seconds(e.required_speech_seconds)} so far, ${recordings})`;
 }
 
 function label(sp) {
@@ -38,22 +45,16 @@ export function initSpeakers({ onChange } = {}) {
   const picker = clipPicker(enrollForm.querySelector('[data-picker="enroll"]'));
   const deleteButton = document.getElementById("speaker-delete");
 
-  const state = { page: 1, total: 0, query: "", searchBy: "q", current: null };
+  const state = { page: 1, total: 0, query: "", searchBy: null, current: null };
 
   // -- list ------------------------------------------------------------------
   async function fetchPage() {
     const query = { page: state.page, page_size: PAGE_SIZE };
-    if (state.query && state.searchBy === "q") {
-      try {
-        return await get("/speakers", { ...query, q: state.query });
-      } catch (error) {
-        // services without free-text search reject the unknown argument: match the id exactly
-        const unknown = error instanceof ApiError && error.status === 422 && error.errors.query && "q" in error.errors.query;
-        if (!unknown) throw error;
-        state.searchBy = "external_id";
-      }
+    if (state.query) {
+      // free-text search (external id or name) where the service offers it, else the exact id
+      state.searchBy = (await hasQueryParameter("GET", "/speakers", "q")) ? "q" : "external_id";
+      query[state.searchBy] = state.query;
     }
-    if (state.query) query.external_id = state.query;
     return get("/speakers", query);
   }
 
@@ -81,10 +82,10 @@ export function initSpeakers({ onChange } = {}) {
       return;
     }
     replace(table, items.map((sp) => h("tr", { "data-speaker-id": sp.id, "data-external-id": sp.external_id },
-      h("td", {}, h("button", { type: "button", class: "link-button", onclick: () => open(sp.id),
+      h("td", { class: "id" }, h("button", { type: "button", class: "link-button", onclick: () => open(sp.id),
         "aria-label": `Open ${label(sp)}` }, sp.external_id)),
       h("td", {}, sp.name || ""),
-      h("td", { class: `status ${sp.enrollment ? sp.enrollment.status : ""}` }, enrollmentText(sp.enrollment)),
+      h("td", { class: `status ${sp.enrollment ? sp.enrollment.status : ""}` }, enrollmentText(sp.enrollment, true)),
       h("td", {}, h("button", { type: "button", class: "link-button danger",
         "aria-label": `Delete ${label(sp)}`, onclick: () => remove(sp) }, "Delete")))));
   }
