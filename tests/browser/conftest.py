@@ -188,6 +188,24 @@ class Page:
             "multiple") else 1
         self.wait(lambda d: len(self.all(f'[data-picker="{picker}"] li.clip')) == want)
 
+    def record(self, picker: str, seconds: float) -> Any:
+        """Record ``seconds`` from the (fake) microphone into a picker; returns the new clip's <li>."""
+        root = f'[data-picker="{picker}"]'
+        recorded = f'{root} li.clip[data-clip-name^="recording-"]'
+        before = len(self.all(recorded))
+        button = self.css(f"{root} .record-button")
+        button.click()
+        self.wait(lambda d: button.get_attribute("aria-pressed") == "true")
+        self.wait(lambda d: float(self.css(f"{root} .rec-time").get_attribute("textContent").split()[0])
+                  >= seconds)
+        self.screenshot(f"recording-{picker}")
+        button.click()
+        self.wait(lambda d: button.get_attribute("aria-pressed") == "false")
+        # a single-clip picker replaces its clip, a multi-clip picker appends
+        return self.wait(lambda d: (self.all(recorded)[-1] if self.all(recorded) and (
+            len(self.all(recorded)) > before or self.all(recorded)[-1].get_attribute("data-clip-name")
+            != f"recording-{before}.wav") else None))
+
     def status(self, form: str) -> str:
         """The form's status region once it is no longer busy."""
         self.wait(lambda d: self.css(form).get_attribute("aria-busy") is None)

@@ -83,14 +83,8 @@ def test_enroll_by_microphone(live_server: LiveServer, browser, page_factory, vo
     page = page_factory(browser(fake_audio=mic), live_server).open("speakers")
     external_id = f"bob-{uuid.uuid4().hex[:6]}"
     create_speaker(page, external_id, "Bob")
-    record = page.css('[data-picker="enroll"] .record-button')
-    record.click()
-    page.wait(lambda d: record.get_attribute("aria-pressed") == "true")
-    page.wait(lambda d: float(page.text('[data-picker="enroll"] .rec-time').split()[0]) >= 9.0)
-    page.screenshot("recording")
-    record.click()
-    clip = page.wait_css('[data-picker="enroll"] li.clip[data-clip-name="recording-1.wav"]')
-    assert "recording-1.wav" in clip.text
+    clip = page.record("enroll", 9.0)
+    assert clip.get_attribute("data-clip-name") == "recording-1.wav"
     status = enroll_and_wait(page)
     page.screenshot("enrolled")
     assert status.startswith("1 clip accepted"), status
