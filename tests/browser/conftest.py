@@ -149,6 +149,10 @@ class Page:
         self.wait(lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
         return self
 
+    def reload(self) -> None:
+        self.driver.refresh()
+        self.wait(lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+
     def go(self, view: str) -> None:
         self.driver.find_element("css selector", f'a[data-view-link="{view}"]').click()
         self.wait(lambda d: self.css(f'[data-view="{view}"]').is_displayed())
