@@ -98,3 +98,35 @@ def test_every_control_has_an_accessible_name(live_server: LiveServer, browser, 
             details.find_element("css selector", "summary").click()
         assert unnamed_controls(page) == [], view
         assert page.all(f'[data-view="{view}"] [aria-live]'), f"no live region in {view}"
+
+
+def test_far_bound_and_as_norm_scale_are_rendered_when_the_api_sends_them(live_server: LiveServer, browser,
+                                                                         page_factory) -> None:
+    """An upper confidence bound on the FAR (``far_upper_95``) and AS-norm scores (not cosine)."""
+    page = page_factory(browser(), live_server).open("identify")
+    result = {
+        "decision": "identified", "margin": 1.9,
+        "speaker": {"speaker_id": 1, "external_id": "ann", "name": "Ann", "score": 4.2, "cosine": 0.8},
+        "candidates": [{"speaker_id": 1, "external_id": "ann", "name": "Ann", "score": 4.2, "cosine": 0.8},
+                       {"speaker_id": 2, "external_id": "ben", "name": None, "score": 2.3, "cosine": 0.5}],
+        "operating_point": {"name": "far_1pct", "threshold": 3.1, "calibrated": True, "normalization": "asnorm",
+                            "expected_far": 0.0098, "far_upper_95": 0.023, "expected_frr": 0.04,
+                            "source": "calibration 7"},
+        "score_scale": "AS-norm score", "query": {"duration_s": 3.0, "speech_seconds": 2.5, "sample_rate": 16000},
+    }
+    text = page.driver.execute_async_script("""
+        const [result, done] = arguments;
+        import(new URL('web/static/js/recognition.js', document.baseURI)).then(({renderIdentification}) => {
+          const box = document.getElementById('identify-result');
+          renderIdentification(box, result);
+          done(box.innerText);
+        });
+    """, result)
+    assert "Identified: Ann (ann)" in text
+    assert "0.98% (at most 2.3% with 95% confidence)" in text
+    assert "far_1pct — calibrated" in text and "Expected false rejects\n4.0%" in text
+    assert "AS-norm score" in text
+    # the axis fits AS-norm scores instead of stopping at a cosine's 1.0
+    ticks = [float(t.text) for t in page.all("#identify-result .axis text")]
+    assert max(ticks) >= 4.0
+    assert page.text("#identify-result .threshold text") == "threshold 3.100"

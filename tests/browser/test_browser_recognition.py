@@ -72,9 +72,6 @@ def test_identify_names_the_speaker_and_draws_the_threshold(live_server, enrolle
     assert f"{api['margin']:.3f}" in facts
     assert "not calibrated (built-in default)" in facts
     assert "not measured (no calibration yet)" in facts
-    if os.environ.get("VOICEPRINT_WRITE_DOCS_SCREENSHOT"):
-        shot = page.screenshot("docs")
-        shutil.copyfile(shot, DOCS_SCREENSHOT)
     assert not page.console_errors()
 
 
@@ -135,3 +132,45 @@ def test_api_errors_are_shown_as_the_api_words_them(live_server, enrolled, brows
         "/verify", content_type="multipart/form-data",
         data={"clip": (io.BytesIO(quiet.read_bytes()), "quiet.wav"),
               "external_id": page.css("#verify-speaker").get_attribute("value")}).json["message"]
+
+
+def percent(rate: float) -> str:
+    """As the page writes a rate (format.js percent)."""
+    p = rate * 100
+    if p == 0:
+        return "0%"
+    return f"{p:.{0 if p >= 10 else 1 if p >= 1 else 2 if p >= 0.1 else 3}f}%"
+
+
+CALIBRATION_VOICES = ["flite:awb", "flite:rms", "en-us+f3", "en-us+m7"]
+
+
+def test_calibrated_operating_point_is_shown_with_its_expected_far(live_server, enrolled, browser, page_factory,
+                                                                  voice_files, tmp_path) -> None:
+    """Runs last in this module: it calibrates the shared service (speakers never enrolled here)."""
+    from voiceprint.services.calibration import run_calibration
+
+    for voice in CALIBRATION_VOICES:
+        folder = tmp_path / "calibration" / voice.replace(":", "_").replace("+", "_")
+        folder.mkdir(parents=True)
+        for i in range(5):
+            shutil.copyfile(voice_files(voice, i), folder / f"{i}.wav")
+    run_calibration(live_server.rt, tmp_path / "calibration", enroll_clips=2)
+
+    clip = voice_files("flite:slt", 5)
+    api = live_server.app.test_client().post("/identify", content_type="multipart/form-data",
+                                              data={"clip": (io.BytesIO(clip.read_bytes()), clip.name)}).json
+    op = api["operating_point"]
+    assert op["calibrated"] is True
+
+    page = page_factory(browser(width=1000, height=900), live_server).open("identify")
+    choose_and_submit(page, "identify", clip)
+    decision = page.wait_css("#identify-result .decision")
+    assert decision.get_attribute("data-decision") == api["decision"]
+    facts = page.text("#identify-result dl.facts")
+    assert f"{op['name']} — calibrated" in facts
+    assert f"Expected false accepts\n{percent(op['expected_far'])}" in facts
+    assert page.text("#identify-result .threshold text") == f"threshold {op['threshold']:.3f}"
+    page.screenshot("calibrated")
+    if os.environ.get("VOICEPRINT_WRITE_DOCS_SCREENSHOT"):
+        shutil.copyfile(page.screenshot("docs"), DOCS_SCREENSHOT)

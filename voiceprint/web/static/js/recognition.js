@@ -25,7 +25,9 @@ export function farText(op) {
     .map((k) => /^far_upper_(\d+)$/.exec(k))
     .filter((m) => m && Number.isFinite(op[m[0]]))
     .map((m) => `at most ${percent(op[m[0]])} with ${m[1]}% confidence`);
-  return bounds.length ? `${far} (${bounds.join("; ")})` : far;
+  if (bounds.length) return `${far} (${bounds.join("; ")})`;
+  // with no bound, a rate measured as zero on a small calibration says little
+  return op.expected_far === 0 ? `${far} measured at calibration (a small calibration set can hide a higher rate)` : far;
 }
 
 function operatingPointFacts(op, scoreScale) {
