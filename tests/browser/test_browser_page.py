@@ -15,6 +15,22 @@ VIEWS = ["identify", "verify", "speakers", "sounds"]
 NAMED_ROLES = {"button", "textbox", "searchbox", "combobox", "spinbutton", "link", "checkbox", "slider",
                "meter", "progressbar", "dialog", "navigation", "img"}
 
+#: an identification answer as the API gives it (cosine scores, uncalibrated)
+IDENTIFICATION = {
+    "decision": "identified", "margin": 0.31,
+    "speaker": {"speaker_id": 1, "external_id": "caller-0042-support-desk", "name": "Maximiliane Oberhuber-Schmidt",
+                "score": 0.91, "cosine": 0.91},
+    "candidates": [
+        {"speaker_id": 1, "external_id": "caller-0042-support-desk", "name": "Maximiliane Oberhuber-Schmidt",
+         "score": 0.91, "cosine": 0.91},
+        {"speaker_id": 2, "external_id": "b", "name": None, "score": 0.60, "cosine": 0.60},
+        {"speaker_id": 3, "external_id": "c", "name": "C", "score": -0.12, "cosine": -0.12}],
+    "operating_point": {"name": "default", "threshold": 0.75, "calibrated": False, "normalization": "none",
+                        "expected_far": None, "expected_frr": None, "source": "built-in default"},
+    "score_scale": "cosine similarity of L2-normalised embeddings, in [-1, 1] (higher = more alike)",
+    "query": {"duration_s": 4.0, "speech_seconds": 3.1, "sample_rate": 16000},
+}
+
 
 def test_wav_encoder_round_trip(live_server: LiveServer, browser, page_factory) -> None:
     """The page's own encoder (used for microphone recordings) writes WAV that libsndfile reads back."""
@@ -52,7 +68,23 @@ def test_phone_sized_window_has_no_sideways_scrolling(live_server: LiveServer, b
         wide[view] = page.driver.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
         page.screenshot(view)
-    assert wide == {view: 0 for view in VIEWS}, "pixels wider than a 390px window"
+    # a result with a long name and its chart fit too
+    page.go("identify")
+    page.driver.execute_async_script("""
+        const [result, done] = arguments;
+        import(new URL('web/static/js/recognition.js', document.baseURI)).then(({renderIdentification}) => {
+          renderIdentification(document.getElementById('identify-result'), result);
+          done();
+        });
+    """, IDENTIFICATION)
+    wide["identify result"] = page.driver.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    font_px = page.driver.execute_script("""
+        const t = document.querySelector('#identify-result .bar-label');
+        return t.getBoundingClientRect().height;""")
+    page.screenshot("identify-result")
+    assert wide == {**{view: 0 for view in VIEWS}, "identify result": 0}, "pixels wider than a 390px window"
+    assert font_px >= 10, "chart labels shrink below a readable size"
 
 
 def test_keyboard_reaches_every_view_and_form(live_server: LiveServer, browser, page_factory) -> None:
@@ -104,7 +136,7 @@ def test_far_bound_and_as_norm_scale_are_rendered_when_the_api_sends_them(live_s
                                                                          page_factory) -> None:
     """An upper confidence bound on the FAR (``far_upper_95``) and AS-norm scores (not cosine)."""
     page = page_factory(browser(), live_server).open("identify")
-    result = {
+    result = {**IDENTIFICATION,
         "decision": "identified", "margin": 1.9,
         "speaker": {"speaker_id": 1, "external_id": "ann", "name": "Ann", "score": 4.2, "cosine": 0.8},
         "candidates": [{"speaker_id": 1, "external_id": "ann", "name": "Ann", "score": 4.2, "cosine": 0.8},

@@ -3,9 +3,9 @@
 import { s } from "./dom.js";
 import { score as fmt } from "./format.js";
 
-const WIDTH = 640;
-const LABEL_W = 180;
-const VALUE_W = 64;
+const MAX_WIDTH = 640;
+const MIN_WIDTH = 300;
+const VALUE_W = 56;
 const ROW_H = 30;
 const TOP = 30;
 const AXIS_H = 26;
@@ -43,9 +43,13 @@ function shorten(text, n = 24) {
 
 /**
  * bars: [{label, score}] best first; threshold: number or null;
- * cosine: true when scores are cosine similarities; title: accessible summary.
+ * cosine: true when scores are cosine similarities; title: accessible summary;
+ * width: CSS pixels available (the drawing scales to fit).
  */
-export function scoreChart({ bars, threshold = null, cosine = true, title = "Scores" }) {
+export function scoreChart({ bars, threshold = null, cosine = true, title = "Scores", width = MAX_WIDTH }) {
+  // drawn at about the container's width so that text keeps its size on a phone
+  const WIDTH = Math.round(Math.max(MIN_WIDTH, Math.min(MAX_WIDTH, width || MAX_WIDTH)));
+  const LABEL_W = Math.round(WIDTH * 0.28);
   const values = bars.map((b) => b.score).concat(Number.isFinite(threshold) ? [threshold] : []);
   const [lo, hi] = domain(values, cosine);
   const plotW = WIDTH - LABEL_W - VALUE_W;
@@ -76,7 +80,7 @@ export function scoreChart({ bars, threshold = null, cosine = true, title = "Sco
     const kind = !Number.isFinite(threshold) ? "" : bar.score >= threshold ? " above" : " below";
     svg.append(s("g", { class: `bar-row${kind}`, "data-score": bar.score },
       s("text", { x: LABEL_W - 8, y: y + ROW_H / 2 + 5, "text-anchor": "end", class: "bar-label" },
-        shorten(bar.label), s("title", {}, bar.label)),
+        shorten(bar.label, Math.floor((LABEL_W - 12) / 8.5)), s("title", {}, bar.label)),
       s("rect", { x: Math.min(zero, xv), y: y + 5, width: Math.max(1, Math.abs(xv - zero)),
         height: ROW_H - 10, rx: 3, class: "bar" }),
       s("text", { x: LABEL_W + plotW + 8, y: y + ROW_H / 2 + 5, class: "bar-value" }, fmt(bar.score))));

@@ -43,6 +43,12 @@ function operatingPointFacts(op, scoreScale) {
   return facts;
 }
 
+/** Room for a chart in `container` (its figure has about 1.6 rem of padding and border). */
+function chartWidth(container) {
+  const width = container.clientWidth || (container.parentElement && container.parentElement.clientWidth);
+  return width ? width - 28 : undefined;
+}
+
 function factList(facts) {
   return h("dl", { class: "facts" }, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
@@ -81,7 +87,7 @@ export function renderIdentification(container, r) {
     r.candidates && r.candidates.length
       ? h("figure", { class: "chart" },
         scoreChart({ bars: r.candidates.map((c) => ({ label: candidateLabel(c), score: c.score })),
-          threshold: op.threshold, cosine: isCosine(r), title: "Candidate scores" }),
+          threshold: op.threshold, cosine: isCosine(r), title: "Candidate scores", width: chartWidth(container) }),
         h("figcaption", {}, `Candidates, best first. Dashed line: the threshold of operating point ${op.name}.`))
       : null,
     factList(facts));
@@ -98,7 +104,7 @@ export function renderVerification(container, r) {
     h("p", {}, `Score ${score(r.score)}, ${signed(r.score - r.threshold)} from the threshold ${score(r.threshold)}.`)),
     h("figure", { class: "chart" },
       scoreChart({ bars: [{ label: who, score: r.score }], threshold: r.threshold, cosine: isCosine(r),
-        title: "Verification score" }),
+        title: "Verification score", width: chartWidth(container) }),
       h("figcaption", {}, `Dashed line: the threshold of operating point ${op.name}.`)),
     factList([["Margin to the threshold", signed(r.score - r.threshold)],
       ...operatingPointFacts(op, r.score_scale), ...queryFact(r.query)]));
