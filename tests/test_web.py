@@ -136,3 +136,20 @@ def test_every_web_file_ships_in_the_package() -> None:
     assert files
     missing = [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)]
     assert not missing, f"add to setup.cfg [options.package_data]: {missing}"
+
+
+def test_swagger_ui_files_are_served_from_the_installed_package(web_client) -> None:
+    from voiceprint.web import SWAGGER_UI_URL, swagger_ui_dist, swagger_ui_url
+
+    if swagger_ui_dist() is None:
+        assert swagger_ui_url("https://cdn.example/") == "https://cdn.example/"
+        assert web_client.get("/" + SWAGGER_UI_URL + "swagger-ui-bundle.js").status_code == 404
+        pytest.skip("flask-swagger-ui is not installed")
+    assert swagger_ui_url("https://cdn.example/") == SWAGGER_UI_URL
+    # the three files flask-smorest's docs page loads, and the licence
+    for name, kind in [("swagger-ui-bundle.js", "javascript"), ("swagger-ui-standalone-preset.js", "javascript"),
+                       ("swagger-ui.css", "text/css"), ("LICENSE", "")]:
+        r = web_client.get("/" + SWAGGER_UI_URL + name)
+        assert r.status_code == 200 and kind in r.content_type, name
+        r.close()
+    assert web_client.get("/" + SWAGGER_UI_URL + "../__init__.py").status_code == 404
