@@ -38,26 +38,33 @@ def test_enroll_by_upload_shows_each_clips_verdict(live_server: LiveServer, brow
     assert "6.0 s of speech still needed" in page.text("#speaker-enrollment")
     assert page.css("#speaker-enrollment").get_attribute("data-status") == "enrolling"
 
-    speech = [voice_files("flite:slt", i) for i in range(3)]
+    # what the API answers for a silent clip alone (422, nothing stored)
     quiet = silence(tmp_path / "quiet.wav")
-    page.upload("enroll", speech + [quiet])
+    sid = int(page.css("#speaker-detail").get_attribute("data-speaker-id"))
+    api = live_server.app.test_client().post(
+        f"/speakers/{sid}/enrollments", content_type="multipart/form-data",
+        data={"clips": [(io.BytesIO(quiet.read_bytes()), "quiet.wav")]})
+    assert api.status_code == 422
+    reasons = [r["message"] for r in api.json["errors"]["clips"][0]["reasons"]]
+
+    # the page says the same: the API's message, and the clip's reasons next to it
+    page.upload("enroll", [quiet])
+    assert enroll_and_wait(page) == api.json["message"]
+    rejected = page.css('li.clip[data-clip-name="quiet.wav"]')
+    assert rejected.get_attribute("data-outcome") == "rejected"
+    assert reasons and all(m in rejected.text for m in reasons)
+    page.screenshot("none-accepted")
+
+    speech = [voice_files("flite:slt", i) for i in range(3)]
+    page.upload("enroll", speech)
     page.screenshot("clips-chosen")
     status = enroll_and_wait(page)
     page.screenshot("enrolled")
-
     assert status.startswith("3 clips accepted, 1 rejected"), status
     for p in speech:
         assert page.css(f'li.clip[data-clip-name="{p.name}"]').get_attribute("data-outcome") == "accepted"
-    rejected = page.css('li.clip[data-clip-name="quiet.wav"]')
     assert rejected.get_attribute("data-outcome") == "rejected"
-    # the reason is worded as the API words it
-    client = live_server.app.test_client()
-    sid = int(page.css("#speaker-detail").get_attribute("data-speaker-id"))
-    api = client.post(f"/speakers/{sid}/enrollments", content_type="multipart/form-data",
-                      data={"clips": [(io.BytesIO(quiet.read_bytes()), "quiet.wav")]})
-    assert api.status_code == 422
-    messages = [r["message"] for r in api.json["errors"]["clips"][0]["reasons"]]
-    assert messages and all(m in rejected.text for m in messages)
+    assert all(m in rejected.text for m in reasons)
 
     assert page.css("#speaker-enrollment").get_attribute("data-status") == "enrolled"
     row = page.css(f'#speaker-table tr[data-external-id="{external_id}"]')

@@ -49,7 +49,7 @@ function shorten(text, n = 24) {
 export function scoreChart({ bars, threshold = null, cosine = true, title = "Scores", width = MAX_WIDTH }) {
   // drawn at about the container's width so that text keeps its size on a phone
   const WIDTH = Math.round(Math.max(MIN_WIDTH, Math.min(MAX_WIDTH, width || MAX_WIDTH)));
-  const LABEL_W = Math.round(WIDTH * 0.28);
+  const LABEL_W = Math.round(WIDTH * 0.3);
   const values = bars.map((b) => b.score).concat(Number.isFinite(threshold) ? [threshold] : []);
   const [lo, hi] = domain(values, cosine);
   const plotW = WIDTH - LABEL_W - VALUE_W;
