@@ -45,6 +45,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     rt = Runtime.from_config(config)
     app.extensions["voiceprint"] = rt
     init_api(app)
+    from voiceprint.web import init_web  # the page at / (voiceprint/web)
+    init_web(app)
     if config.PRELOAD_MODELS:
         rt.preload()
     return app
