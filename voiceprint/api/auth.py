@@ -30,6 +30,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: endpoints that need no key (liveness, the API document, the web page's static files)
 PUBLIC_ENDPOINTS = frozenset({"static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui",
                               "api-docs.openapi_redoc", "api-docs.openapi_rapidoc"})
+#: blueprints whose every route is public (the web page: HTML, JS, CSS; it holds no data)
+PUBLIC_BLUEPRINTS = frozenset({"web"})
 #: seconds an "is any key configured?" answer is reused
 OPEN_CHECK_TTL = 5.0
 
@@ -67,7 +69,8 @@ class NoDecision(LookupError):
 
 def route_scope(app: Flask, endpoint: str | None, method: str) -> str | None:
     """The scope ``endpoint`` needs for ``method`` (None: public); :class:`NoDecision` if unset."""
-    if endpoint is None or endpoint in PUBLIC_ENDPOINTS:
+    if endpoint is None or endpoint in PUBLIC_ENDPOINTS or \
+            endpoint.split(".", 1)[0] in PUBLIC_BLUEPRINTS:
         return None
     if method == "OPTIONS":  # CORS preflight and allowed-methods answers carry no data
         return None
