@@ -38,7 +38,21 @@ from voiceprint.services.calibration import (calibrate_embeddings, score_trials,
                                              split_models_probes)
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_FSDD = HERE.parents[1] / "shared" / "data" / "fsdd" / "recordings"
+
+
+def _find_fsdd() -> Path:
+    """``$VOICEPRINT_FSDD``, else the nearest ``shared/data/fsdd/recordings`` above the repo."""
+    import os
+    if os.environ.get("VOICEPRINT_FSDD"):
+        return Path(os.environ["VOICEPRINT_FSDD"])
+    for parent in HERE.parents:
+        candidate = parent / "shared" / "data" / "fsdd" / "recordings"
+        if candidate.is_dir():
+            return candidate
+    return HERE.parents[1] / "shared" / "data" / "fsdd" / "recordings"
+
+
+DEFAULT_FSDD = _find_fsdd()
 
 
 def fsdd_waveforms(root: Path, sr: int, concat: int, per_speaker: int) -> dict[str, list[np.ndarray]]:

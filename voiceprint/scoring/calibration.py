@@ -1,0 +1,199 @@
+"""Calibration maths: trials from per-speaker embeddings, operating points with their trust.
+
+From a labelled set of speakers: the first ``enroll_clips`` clips of each
+speaker form its model (the service's mean voiceprint), every other clip is
+a probe scored against every model. A probe against its own speaker's model
+is a genuine trial, against any other model an impostor trial, so ``S``
+speakers with ``P`` probes each give ``S * P`` genuine and ``S * (S-1) * P``
+impostor trials.
+
+Every operating point carries the trial counts it was measured on, its
+false-accept / false-reject rates and their exact 95 % intervals, and
+whether the impostor trials can resolve the rate asked for (rule of three,
+see :mod:`voiceprint.scoring.intervals`). A point that cannot be resolved
+gets the more conservative (higher) of the measured threshold and the one
+extrapolated from the impostor tail (:mod:`voiceprint.scoring.tail`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from voiceprint.errors import VoiceprintError
+from voiceprint.scoring.cosine import centroid, cosine_matrix
+from voiceprint.scoring.intervals import clopper_pearson, min_trials
+from voiceprint.scoring.metrics import compute_eer, compute_min_dcf, threshold_at_far
+from voiceprint.scoring.normalization import as_norm, top_n_stats
+from voiceprint.scoring.points import DEFAULT_TARGET_FARS, far_point_name, parse_far_name
+from voiceprint.scoring.samples import ScoreSample
+from voiceprint.scoring.tail import ImpostorModel
+
+__all__ = ["COHORT_TOP_N", "Trials", "split_models_probes", "score_trials", "between_scores",
+           "describe_point", "calibrate_scores", "point_from_results", "MIN_DCF_P_TARGET"]
+
+#: AS-norm statistics use each side's top-N cohort scores
+COHORT_TOP_N = 200
+MIN_DCF_P_TARGET = 0.01
+
+
+@dataclass
+class Trials:
+    """Scores of every probe against every speaker model (cosine or AS-norm)."""
+
+    scores: np.ndarray  # (n_probes, n_models)
+    labels: np.ndarray  # (n_probes, n_models) 1 = same speaker
+
+    def flat(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.scores.ravel(), self.labels.ravel()
+
+
+def split_models_probes(embeddings: dict[str, np.ndarray], enroll_clips: int
+                        ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Speaker models (centroid of the first ``enroll_clips`` rows) and probes (the rest).
+
+    Returns (speakers, models (S, d), probes (P, d), probe_speaker_index (P,)).
+    Speakers with fewer than ``enroll_clips + 1`` clips are skipped.
+    """
+    if enroll_clips < 1:
+        raise VoiceprintError("enroll_clips must be >= 1", reason="bad_calibration_data")
+    names, models, probes, owner = [], [], [], []
+    for name in sorted(embeddings):
+        e = embeddings[name]
+        if len(e) <= enroll_clips:
+            continue
+        names.append(name)
+        models.append(centroid(e[:enroll_clips]))
+        probes.append(e[enroll_clips:])
+        owner += [len(names) - 1] * (len(e) - enroll_clips)
+    if len(names) < 2:
+        raise VoiceprintError("calibration needs at least 2 speakers with more than "
+                              f"{enroll_clips} clips each", reason="too_few_speakers")
+    return names, np.stack(models), np.concatenate(probes), np.array(owner)
+
+
+def score_trials(models: np.ndarray, probes: np.ndarray, owner: np.ndarray,
+                 cohort: np.ndarray | None = None, cohort_owner: np.ndarray | None = None,
+                 top_n: int = COHORT_TOP_N) -> Trials:
+    """Raw cosine trials, or AS-norm trials when ``cohort`` is given.
+
+    ``cohort_owner`` (speaker index per cohort row) keeps a model's and a
+    probe's own speaker out of their cohort statistics.
+    """
+    raw = cosine_matrix(probes, models)
+    labels = (owner[:, None] == np.arange(len(models))[None, :]).astype(np.int8)
+    if cohort is None:
+        return Trials(raw, labels)
+    m_excl = p_excl = None
+    if cohort_owner is not None:
+        m_excl = np.arange(len(models))[:, None] == cohort_owner[None, :]
+        p_excl = owner[:, None] == cohort_owner[None, :]
+    m_mean, m_std = top_n_stats(models, cohort, top_n, m_excl)
+    p_mean, p_std = top_n_stats(probes, cohort, top_n, p_excl)
+    return Trials(as_norm(raw, m_mean[None, :], m_std[None, :], p_mean[:, None], p_std[:, None]),
+                  labels)
+
+
+def between_scores(scores: np.ndarray, threshold: float) -> float:
+    """Move a threshold that sits on an observed score half-way down to the next lower one.
+
+    The metric functions return observed scores; on new data a threshold
+    exactly at the lowest accepted sample rejects about half of its
+    neighbours. The move changes no decision on the calibration data.
+    """
+    lower = scores[scores < threshold]
+    return float(threshold if lower.size == 0 else (threshold + lower.max()) / 2)
+
+
+def describe_point(threshold: float, genuine: ScoreSample, impostor: ImpostorModel,
+                   target_far: float | None = None) -> dict[str, Any]:
+    """Everything a decision needs to say about ``threshold`` (JSON-ready).
+
+    ``far``/``frr`` are the measured fractions; ``expected_far`` equals
+    ``far`` unless no impostor reached the threshold, when it is the
+    extrapolated tail rate (never 0). Intervals are exact 95 %.
+    """
+    n_imp, n_gen = impostor.trials.n, genuine.n
+    fa = int(round(impostor.trials.count_at_or_above(threshold)))
+    fr = int(round(genuine.count_below(threshold)))
+    far, frr = fa / n_imp, fr / n_gen
+    tail_far = float(impostor.far.rate(threshold)[0])
+    resolvable = (n_imp >= min_trials(target_far)) if target_far is not None else fa >= 3
+    return {
+        "threshold": float(threshold), "far": far, "frr": frr,
+        "expected_far": far if fa > 0 else tail_far, "expected_frr": frr,
+        "far_ci_95": list(clopper_pearson(fa, n_imp)), "frr_ci_95": list(clopper_pearson(fr, n_gen)),
+        "trials": {"genuine": n_gen, "impostor": n_imp, "false_accepts": fa, "false_rejects": fr},
+        "resolvable": bool(resolvable), "target_far": target_far,
+        "extrapolated": bool(impostor.far.extrapolated(threshold)),
+    }
+
+
+def _far_threshold(scores: np.ndarray, labels: np.ndarray, impostor: ImpostorModel,
+                   far: float) -> float:
+    measured = between_scores(scores, threshold_at_far(scores, labels, far))
+    if impostor.trials.n >= min_trials(far):
+        return measured
+    return max(measured, impostor.far.threshold(far))
+
+
+def calibrate_scores(trials: Trials, fars: Iterable[float] = DEFAULT_TARGET_FARS) -> dict[str, Any]:
+    """Operating points (eer, min_dcf, far_<x>pct) and the stored score samples for one scale."""
+    scores, labels = trials.flat()
+    scores = scores.astype(np.float64)
+    genuine = ScoreSample.of(scores[labels == 1])
+    impostor = ImpostorModel.fit(trials.scores, trials.labels)
+    eer, eer_thr = compute_eer(scores, labels)
+    min_dcf, dcf_thr = compute_min_dcf(scores, labels, p_target=MIN_DCF_P_TARGET)
+    points = {"eer": describe_point(between_scores(scores, eer_thr), genuine, impostor),
+              "min_dcf": describe_point(between_scores(scores, dcf_thr), genuine, impostor)}
+    for far in sorted(set(fars), reverse=True):
+        points[far_point_name(far)] = describe_point(
+            _far_threshold(scores, labels, impostor, far), genuine, impostor, target_far=far)
+    return {"eer": float(eer), "min_dcf": float(min_dcf), "points": points,
+            "n_genuine": genuine.n, "n_impostor": impostor.trials.n,
+            "genuine_mean": float(scores[labels == 1].mean()),
+            "impostor_mean": float(scores[labels == 0].mean()),
+            "samples": {"genuine": genuine.to_json(), "impostor": impostor.to_json()}}
+
+
+def point_from_results(per_norm: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """Point ``name`` of one normalisation's results: stored, or derived for far_<x>pct.
+
+    Returns None when it cannot be had (a calibration stored before score
+    samples were kept, asked for a point it did not measure).
+    """
+    stored = per_norm.get("points", {}).get(name)
+    if stored is not None and "trials" in stored:
+        return stored
+    samples = per_norm.get("samples")
+    if samples is None:
+        return _legacy_point(name, stored, per_norm) if stored is not None else None
+    genuine = ScoreSample.from_json(samples["genuine"])
+    impostor = ImpostorModel.from_json(samples["impostor"])
+    far = parse_far_name(name)
+    if far is None:
+        return None
+    if impostor.trials.n >= min_trials(far):
+        threshold = impostor.far.threshold(far)
+    else:
+        threshold = max(impostor.far.threshold(far), float(np.nextafter(impostor.trials.max, np.inf)))
+    return describe_point(threshold, genuine, impostor, target_far=far)
+
+
+def _legacy_point(name: str, point: dict[str, Any], per_norm: dict[str, Any]) -> dict[str, Any]:
+    """A point stored before counts were (threshold, far, frr only): add counts and bounds.
+
+    With no false accept observed the estimate is the median-unbiased
+    ``1 - 0.5 ** (1 / n)`` (about 0.69 / n), not 0.
+    """
+    n_imp, n_gen = int(per_norm.get("n_impostor", 0)), int(per_norm.get("n_genuine", 0))
+    fa, fr = int(round(point["far"] * n_imp)), int(round(point["frr"] * n_gen))
+    far_ci, frr_ci = clopper_pearson(fa, n_imp), clopper_pearson(fr, n_gen)
+    target = parse_far_name(name)
+    return {**point, "expected_far": point["far"] if fa else 1.0 - 0.5 ** (1.0 / max(n_imp, 1)),
+            "expected_frr": point["frr"], "far_ci_95": list(far_ci), "frr_ci_95": list(frr_ci),
+            "trials": {"genuine": n_gen, "impostor": n_imp, "false_accepts": fa, "false_rejects": fr},
+            "resolvable": (n_imp >= min_trials(target)) if target else fa >= 3,
+            "target_far": target, "extrapolated": False}
