@@ -224,12 +224,13 @@ def _print_calibration(result: dict[str, Any]) -> None:
             t = p["trials"]
             note = "" if p["resolvable"] else "NOT RESOLVABLE (too few impostor trials)"
             if p.get("extrapolated"):
-                note += ("; " if note else "") + "threshold from the impostor tail"
+                note += ("; " if note else "") + "FAR estimated from the impostor tail"
             click.echo(f"{norm:<7} {name:<12} {p['threshold']:>9.4f} {p['expected_far']:>8.3%} "
                        f"{p['far_ci_95'][1]:>10.3%} {p['frr']:>7.2%} {p['frr_ci_95'][1]:>10.2%}  "
                        f"{t['false_accepts']:>8}/{t['impostor']:<10}  {note}")
+        few = "" if result["trusted"] else " - too few trials to mean much"
         click.echo(f"{norm:<7} EER {r['eer']:.3%}  minDCF(0.01) {r['min_dcf']:.4f}  "
-                   f"({r['n_genuine']} genuine / {r['n_impostor']} impostor trials)")
+                   f"({r['n_genuine']} genuine / {r['n_impostor']} impostor trials{few})")
     choice = result["normalization"]
     click.echo(f"normalisation in use (VOICEPRINT_SCORE_NORMALIZATION=auto): {choice['active']} - "
                f"{choice['reason']}")

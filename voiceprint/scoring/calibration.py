@@ -23,14 +23,14 @@ import numpy as np
 
 from voiceprint.errors import VoiceprintError
 from voiceprint.scoring.cosine import centroid, cosine_matrix
-from voiceprint.scoring.intervals import clopper_pearson, min_trials
+from voiceprint.scoring.intervals import clopper_pearson, clustered_clopper_pearson, min_trials
 from voiceprint.scoring.metrics import compute_eer, compute_min_dcf, threshold_at_far
-from voiceprint.scoring.normalization import as_norm, top_n_stats
+from voiceprint.scoring.normalization import as_norm, as_norm_trials_excluding_pairs, top_n_stats
 from voiceprint.scoring.points import DEFAULT_TARGET_FARS, far_point_name, parse_far_name
 from voiceprint.scoring.samples import ScoreSample
 from voiceprint.scoring.tail import ImpostorModel
 
-__all__ = ["COHORT_TOP_N", "Trials", "split_models_probes", "score_trials", "between_scores",
+__all__ = ["COHORT_TOP_N", "Trials", "TrialClusters", "split_models_probes", "score_trials", "between_scores",
            "describe_point", "calibrate_scores", "point_from_results", "MIN_DCF_P_TARGET"]
 
 #: AS-norm statistics use each side's top-N cohort scores
@@ -78,19 +78,21 @@ def score_trials(models: np.ndarray, probes: np.ndarray, owner: np.ndarray,
                  top_n: int = COHORT_TOP_N) -> Trials:
     """Raw cosine trials, or AS-norm trials when ``cohort`` is given.
 
-    ``cohort_owner`` (speaker index per cohort row) keeps a model's and a
-    probe's own speaker out of their cohort statistics.
+    ``cohort_owner`` (speaker index per cohort row, ``-1`` for speakers that
+    are neither probes' nor models' speakers) says the cohort holds the trial
+    speakers: then every trial's statistics leave out both of its speakers
+    (:func:`~voiceprint.scoring.normalization.as_norm_trials_excluding_pairs`).
+    Without it the cohort must be disjoint from the trial speakers.
     """
     raw = cosine_matrix(probes, models)
     labels = (owner[:, None] == np.arange(len(models))[None, :]).astype(np.int8)
     if cohort is None:
         return Trials(raw, labels)
-    m_excl = p_excl = None
     if cohort_owner is not None:
-        m_excl = np.arange(len(models))[:, None] == cohort_owner[None, :]
-        p_excl = owner[:, None] == cohort_owner[None, :]
-    m_mean, m_std = top_n_stats(models, cohort, top_n, m_excl)
-    p_mean, p_std = top_n_stats(probes, cohort, top_n, p_excl)
+        return Trials(as_norm_trials_excluding_pairs(raw, models, probes, owner, cohort,
+                                                     np.asarray(cohort_owner), top_n), labels)
+    m_mean, m_std = top_n_stats(models, cohort, top_n)
+    p_mean, p_std = top_n_stats(probes, cohort, top_n)
     return Trials(as_norm(raw, m_mean[None, :], m_std[None, :], p_mean[:, None], p_std[:, None]),
                   labels)
 
@@ -106,13 +108,46 @@ def between_scores(scores: np.ndarray, threshold: float) -> float:
     return float(threshold if lower.size == 0 else (threshold + lower.max()) / 2)
 
 
+@dataclass(frozen=True)
+class TrialClusters:
+    """Which trials move together: impostor trials by speaker pair, genuine ones by speaker."""
+
+    impostor_scores: np.ndarray
+    impostor_cluster: np.ndarray
+    genuine_scores: np.ndarray
+    genuine_cluster: np.ndarray
+
+    @classmethod
+    def of(cls, trials: "Trials") -> "TrialClusters":
+        s, y = trials.scores, trials.labels.astype(bool)
+        n_models = s.shape[1]
+        owner = np.broadcast_to(y.argmax(axis=1)[:, None], s.shape)
+        model = np.broadcast_to(np.arange(n_models)[None, :], s.shape)
+        pair = np.minimum(owner, model) * n_models + np.maximum(owner, model)
+        return cls(s[~y].astype(np.float64), pair[~y], s[y].astype(np.float64), owner[y])
+
+    def interval(self, threshold: float, kind: str) -> tuple[float, float, float]:
+        """(low, high, effective trials) of the FAR (``kind="impostor"``) or FRR at ``threshold``."""
+        if kind == "impostor":
+            errors, cluster = self.impostor_scores >= threshold, self.impostor_cluster
+        else:
+            errors, cluster = self.genuine_scores < threshold, self.genuine_cluster
+        _, idx = np.unique(cluster, return_inverse=True)
+        return clustered_clopper_pearson(np.bincount(idx, weights=errors.astype(float)),
+                                         np.bincount(idx))
+
+
 def describe_point(threshold: float, genuine: ScoreSample, impostor: ImpostorModel,
-                   target_far: float | None = None) -> dict[str, Any]:
+                   target_far: float | None = None, clusters: TrialClusters | None = None,
+                   design_effects: dict[str, float] | None = None) -> dict[str, Any]:
     """Everything a decision needs to say about ``threshold`` (JSON-ready).
 
     ``far``/``frr`` are the measured fractions; ``expected_far`` equals
     ``far`` unless no impostor reached the threshold, when it is the
-    extrapolated tail rate (never 0). Intervals are exact 95 %.
+    extrapolated tail rate (never 0). ``far_ci_95``/``frr_ci_95`` are exact
+    95 % intervals on the effective trial counts (speaker-pair / speaker
+    clusters measured from ``clusters``, or the stored ``design_effects``);
+    ``*_ci_95_iid`` count every trial as independent (narrower).
     """
     n_imp, n_gen = impostor.trials.n, genuine.n
     fa = int(round(impostor.trials.count_at_or_above(threshold)))
@@ -120,11 +155,21 @@ def describe_point(threshold: float, genuine: ScoreSample, impostor: ImpostorMod
     far, frr = fa / n_imp, fr / n_gen
     tail_far = float(impostor.far.rate(threshold)[0])
     resolvable = (n_imp >= min_trials(target_far)) if target_far is not None else fa >= 3
+    if clusters is not None:
+        far_lo, far_hi, n_imp_eff = clusters.interval(threshold, "impostor")
+        frr_lo, frr_hi, n_gen_eff = clusters.interval(threshold, "genuine")
+    else:
+        d = design_effects or {}
+        far_lo, far_hi, n_imp_eff = clustered_clopper_pearson([fa], [n_imp], deff=d.get("impostor", 1.0))
+        frr_lo, frr_hi, n_gen_eff = clustered_clopper_pearson([fr], [n_gen], deff=d.get("genuine", 1.0))
     return {
         "threshold": float(threshold), "far": far, "frr": frr,
         "expected_far": far if fa > 0 else tail_far, "expected_frr": frr,
-        "far_ci_95": list(clopper_pearson(fa, n_imp)), "frr_ci_95": list(clopper_pearson(fr, n_gen)),
-        "trials": {"genuine": n_gen, "impostor": n_imp, "false_accepts": fa, "false_rejects": fr},
+        "far_ci_95": [far_lo, far_hi], "frr_ci_95": [frr_lo, frr_hi],
+        "far_ci_95_iid": list(clopper_pearson(fa, n_imp)),
+        "frr_ci_95_iid": list(clopper_pearson(fr, n_gen)),
+        "trials": {"genuine": n_gen, "impostor": n_imp, "false_accepts": fa, "false_rejects": fr,
+                   "impostor_effective": round(n_imp_eff, 1), "genuine_effective": round(n_gen_eff, 1)},
         "resolvable": bool(resolvable), "target_far": target_far,
         "extrapolated": bool(impostor.far.extrapolated(threshold)),
     }
@@ -144,17 +189,26 @@ def calibrate_scores(trials: Trials, fars: Iterable[float] = DEFAULT_TARGET_FARS
     scores = scores.astype(np.float64)
     genuine = ScoreSample.of(scores[labels == 1])
     impostor = ImpostorModel.fit(trials.scores, trials.labels)
+    clusters = TrialClusters.of(trials)
     eer, eer_thr = compute_eer(scores, labels)
     min_dcf, dcf_thr = compute_min_dcf(scores, labels, p_target=MIN_DCF_P_TARGET)
-    points = {"eer": describe_point(between_scores(scores, eer_thr), genuine, impostor),
-              "min_dcf": describe_point(between_scores(scores, dcf_thr), genuine, impostor)}
+
+    def point(threshold: float, target: float | None = None) -> dict[str, Any]:
+        return describe_point(threshold, genuine, impostor, target, clusters)
+
+    points = {"eer": point(between_scores(scores, eer_thr)),
+              "min_dcf": point(between_scores(scores, dcf_thr))}
     for far in sorted(set(fars), reverse=True):
-        points[far_point_name(far)] = describe_point(
-            _far_threshold(scores, labels, impostor, far), genuine, impostor, target_far=far)
+        points[far_point_name(far)] = point(_far_threshold(scores, labels, impostor, far), far)
+    deff = {"impostor": max(p["trials"]["impostor"] / max(p["trials"]["impostor_effective"], 1e-9)
+                            for p in points.values()),
+            "genuine": max(p["trials"]["genuine"] / max(p["trials"]["genuine_effective"], 1e-9)
+                           for p in points.values())}
     return {"eer": float(eer), "min_dcf": float(min_dcf), "points": points,
             "n_genuine": genuine.n, "n_impostor": impostor.trials.n,
             "genuine_mean": float(scores[labels == 1].mean()),
             "impostor_mean": float(scores[labels == 0].mean()),
+            "design_effect": {k: round(v, 3) for k, v in deff.items()},
             "samples": {"genuine": genuine.to_json(), "impostor": impostor.to_json()}}
 
 
@@ -179,7 +233,8 @@ def point_from_results(per_norm: dict[str, Any], name: str) -> dict[str, Any] | 
         threshold = impostor.far.threshold(far)
     else:
         threshold = max(impostor.far.threshold(far), float(np.nextafter(impostor.trials.max, np.inf)))
-    return describe_point(threshold, genuine, impostor, target_far=far)
+    return describe_point(threshold, genuine, impostor, target_far=far,
+                          design_effects=per_norm.get("design_effect"))
 
 
 def _legacy_point(name: str, point: dict[str, Any], per_norm: dict[str, Any]) -> dict[str, Any]:

@@ -7,9 +7,13 @@ target false-accept rate ``far`` cannot be resolved by fewer than about
 ``3 / far`` impostor trials: 0 errors in 84 trials still allows a FAR of
 3.5 %.
 
-Caveat: verification trials are not independent (every probe meets every
-model, so two trials share a speaker), so the intervals here are the
-*narrowest* honest ones; the real uncertainty is larger.
+Verification trials are not independent: every probe meets every model, so
+all trials between the same two speakers rise or fall together, and an
+interval that counts trials as independent is too narrow (held-out speakers
+landed outside it, see notes/calib.md). :func:`clustered_clopper_pearson`
+widens it the Korn-Graubard way: the same exact interval on an *effective*
+trial count ``n / design_effect``, the design effect measured from how the
+errors cluster by speaker pair (impostor trials) or speaker (genuine).
 
 Impostor trials in a calibration grow as ``S * (S - 1) * P`` for ``S``
 speakers with ``P`` probe clips each (every probe against every other
@@ -20,9 +24,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from scipy.stats import beta
 
-__all__ = ["clopper_pearson", "RULE_OF_THREE", "min_trials", "resolvable", "impostor_trials",
+__all__ = ["clopper_pearson", "clustered_clopper_pearson", "design_effect", "RULE_OF_THREE", "min_trials", "resolvable", "impostor_trials",
            "speakers_needed", "probes_needed"]
 
 #: expected-error count that makes a rate measurable: n >= RULE_OF_THREE / rate
@@ -42,6 +47,51 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     low = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
     high = 1.0 if k == n else float(beta.ppf(1.0 - a, k + 1, n - k))
     return low, high
+
+
+def _cp_real(k: float, n: float, confidence: float) -> tuple[float, float]:
+    """Clopper-Pearson for a real-valued (effective) count ``k`` of ``n``."""
+    a = (1.0 - confidence) / 2.0
+    low = 0.0 if k <= 0 else float(beta.ppf(a, k, n - k + 1))
+    high = 1.0 if k >= n else float(beta.ppf(1.0 - a, k + 1, n - k))
+    return low, high
+
+
+def design_effect(k_per_cluster: np.ndarray, n_per_cluster: np.ndarray) -> float:
+    """Variance of an error rate over clustered trials relative to independent ones (>= 1).
+
+    Cluster-robust (between-cluster) variance of ``p = sum k / sum n``
+    divided by the binomial ``p (1 - p) / n``. 1.0 when it cannot be
+    estimated (no errors, all errors, or fewer than 2 clusters).
+    """
+    k = np.asarray(k_per_cluster, dtype=np.float64)
+    n_c = np.asarray(n_per_cluster, dtype=np.float64)
+    n, c = n_c.sum(), int(np.count_nonzero(n_c))
+    if n == 0 or c < 2:
+        return 1.0
+    p = k.sum() / n
+    if p <= 0.0 or p >= 1.0:
+        return 1.0
+    var = c / (c - 1) * float(np.sum((k - p * n_c) ** 2)) / n ** 2
+    return max(1.0, var / (p * (1.0 - p) / n))
+
+
+def clustered_clopper_pearson(k_per_cluster: np.ndarray, n_per_cluster: np.ndarray,
+                              confidence: float = 0.95, deff: float | None = None
+                              ) -> tuple[float, float, float]:
+    """Clopper-Pearson on the effective trial count (Korn & Graubard 1998).
+
+    Returns ``(low, high, effective_n)``. ``deff`` overrides the design
+    effect measured from the clusters (e.g. one measured at another threshold).
+    """
+    k = float(np.sum(k_per_cluster))
+    n = float(np.sum(n_per_cluster))
+    if n == 0:
+        return 0.0, 1.0, 0.0
+    d = design_effect(k_per_cluster, n_per_cluster) if deff is None else max(1.0, deff)
+    n_eff = n / d
+    low, high = _cp_real(k / n * n_eff, n_eff, confidence)
+    return low, high, n_eff
 
 
 def min_trials(rate: float) -> int:

@@ -11,9 +11,13 @@ from a target false-identification rate and N:
 
 * the per-comparison FAR such a rate allows under independence is
   ``1 - (1 - rate) ** (1 / N)`` (:func:`per_comparison_far`);
-* the threshold itself comes from the calibrated impostor scores' max
-  statistic (:meth:`voiceprint.scoring.tail.ImpostorModel.open_set_threshold`,
-  by default the caller-offset model), so it grows with N.
+* the threshold is where the calibrated impostor scores (measured, then
+  the extrapolated tail) give that rate for the best of N comparisons
+  (:meth:`voiceprint.scoring.tail.ImpostorModel.open_set_threshold`; by
+  default with independent comparisons, which held on held-out speakers
+  where the caller-offset model did not), so it grows with N. Beyond the
+  impostor trials' reach (per-comparison FAR < 3 / trials) the point says
+  ``resolvable: false``.
 
 Scores and thresholds are on the calibration's scale (cosine in [-1, 1] or
 AS-norm units).
@@ -50,7 +54,7 @@ def open_set_rate(per_comparison: float, n_enrolled: int) -> float:
 
 def open_set_point(per_norm: dict[str, Any], n_enrolled: int, target_rate: float, *,
                    normalization: str = "none", calibrated: bool = True,
-                   source: str = "calibration", model: str = "auto") -> OperatingPoint:
+                   source: str = "calibration", model: str = "independent") -> OperatingPoint:
     """The identify operating point for ``n_enrolled`` speakers and a target false-ID rate.
 
     ``per_norm``: one normalisation's calibration results (needs its
@@ -66,7 +70,7 @@ def open_set_point(per_norm: dict[str, Any], n_enrolled: int, target_rate: float
     n = max(int(n_enrolled), 1)
     used = impostor.model_name(model)
     threshold = impostor.open_set_threshold(n, target_rate, used)
-    p = describe_point(threshold, genuine, impostor)
+    p = describe_point(threshold, genuine, impostor, design_effects=per_norm.get("design_effect"))
     far_needed = per_comparison_far(target_rate, n)
     per_comp = float(p["expected_far"])
     return OperatingPoint(

@@ -92,7 +92,7 @@ class OperatingPoint:
     resolvable: bool | None = None
     target_far: float | None = None
     #: {"genuine", "impostor", "false_accepts", "false_rejects"} counted at calibration
-    trials: dict[str, int] | None = None
+    trials: dict[str, float] | None = None
     source: str = "default"
     #: the name the caller asked for when another point answers (uncalibrated install)
     requested: str | None = None

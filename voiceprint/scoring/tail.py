@@ -17,13 +17,17 @@ Open-set identification against ``N`` enrolled speakers: an unknown caller
 is falsely identified when the *best* of its ``N`` impostor scores reaches
 the threshold. Two models of that maximum:
 
-* ``independent``: ``1 - (1 - FAR(t)) ** N``, every comparison independent;
-* ``caller`` (default when fitted): a caller's impostor scores share an
-  offset (some voices resemble many others). Each calibration probe ``c``
-  gets its mean impostor score ``m_c``; the residuals ``s - m_c`` of all
-  probes form one pooled distribution ``R``; then
-  ``P(false id) = mean_c [1 - (1 - R(t - m_c)) ** N]``.
-  The measured effect on held-out speakers is in notes/calib.md.
+* ``independent`` (the default): ``1 - (1 - FAR(t)) ** N``, every
+  comparison independent;
+* ``caller``: a caller's impostor scores share an offset (some voices
+  resemble many others). Each calibration probe ``c`` gets its mean
+  impostor score ``m_c``; the residuals ``s - m_c`` of all probes form one
+  pooled distribution ``R``; then ``P(false id) = mean_c [1 - (1 - R(t - m_c)) ** N]``.
+
+On held-out real speakers (notes/calib.md) the caller model predicted fewer
+false identifications than observed (5 % predicted, 15 % observed at N = 10)
+while the independent one stayed within its interval (8 % [4 %, 15 %]), so
+the independent model is the default; the caller model is kept for study.
 """
 from __future__ import annotations
 
@@ -126,7 +130,7 @@ class ImpostorModel:
         return Exceedance(self.trials)
 
     def false_identification_rate(self, threshold: float, n_enrolled: int,
-                                  model: str = "auto") -> float:
+                                  model: str = "independent") -> float:
         """P(an unknown caller's best score among ``n_enrolled`` impostors >= ``threshold``)."""
         if n_enrolled < 1:
             return 0.0
@@ -137,16 +141,15 @@ class ImpostorModel:
         q = Exceedance(self.residuals).rate(threshold - self.caller_means)
         return float(np.mean(-np.expm1(n_enrolled * np.log1p(-np.minimum(q, 1 - 1e-15)))))
 
-    def model_name(self, model: str = "auto") -> str:
-        if model not in ("auto", "caller", "independent"):
-            raise ValueError("model must be 'auto', 'caller' or 'independent'")
-        if model == "auto":
-            return "caller" if self.caller_means is not None else "independent"
+    def model_name(self, model: str = "independent") -> str:
+        if model not in ("caller", "independent"):
+            raise ValueError("model must be 'independent' or 'caller'")
         if model == "caller" and self.caller_means is None:
             raise ValueError("the caller model was not fitted (needs >= 3 speakers)")
         return model
 
-    def open_set_threshold(self, n_enrolled: int, target_rate: float, model: str = "auto") -> float:
+    def open_set_threshold(self, n_enrolled: int, target_rate: float,
+                           model: str = "independent") -> float:
         """Lowest threshold whose false-identification rate for ``n_enrolled`` is <= ``target_rate``."""
         if not 0.0 < target_rate < 1.0:
             raise ValueError("target_rate must be within (0, 1)")

@@ -113,7 +113,7 @@ def _calibrated_point(row: Any, name: str, norm: str) -> OperatingPoint:
         expected_far=float(p["expected_far"]), expected_frr=float(p["expected_frr"]),
         far_upper_95=float(p["far_ci_95"][1]), frr_upper_95=float(p["frr_ci_95"][1]),
         resolvable=bool(p["resolvable"]), target_far=p.get("target_far"),
-        trials={k: int(v) for k, v in p["trials"].items()}, source=f"calibration {row.id}")
+        trials=dict(p["trials"]), source=f"calibration {row.id}")
 
 
 def decision_basis(conn: Connection, encoder: str, point_name: str, setting: str = "auto",
