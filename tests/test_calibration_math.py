@@ -167,3 +167,21 @@ def test_as_norm_excludes_own_speaker_from_cohort():
     excl = np.array([[True, False, False]])
     mean, _ = top_n_stats(np.array([[1, 0, 0]], np.float32), cohort, top_n=1, exclude=excl)
     assert mean[0] == pytest.approx(0.0)
+
+
+def test_calibration_as_norm_leaves_both_trial_speakers_out_of_the_cohort():
+    """In service neither the caller nor the enrolled speaker is in the cohort; in
+    calibration both are, so each trial must drop both (checked against brute force)."""
+    embs = clusters(6, 5, seed=1)
+    names, models, probes, owner = split_models_probes(embs, 2)
+    cohort = np.concatenate([embs[n] for n in names])
+    cohort_owner = np.concatenate([[i] * len(embs[n]) for i, n in enumerate(names)])
+    t = score_trials(models, probes, owner, cohort, cohort_owner, top_n=5)
+    raw = probes @ models.T
+    for p in (0, 7, 17):
+        for b in range(len(models)):
+            keep = (cohort_owner != owner[p]) & (cohort_owner != b)
+            mm, ms = top_n_stats(models[b:b + 1], cohort[keep], 5)
+            pm, ps = top_n_stats(probes[p:p + 1], cohort[keep], 5)
+            assert t.scores[p, b] == pytest.approx(as_norm(raw[p, b], mm[0], ms[0], pm[0], ps[0]),
+                                                   abs=1e-4)

@@ -57,3 +57,26 @@ def test_two_clips_that_disagree_cannot_say_which(world):
     assert [c.reason for c in out] == ["clips_disagree", "clips_disagree"]
     single = check_clips(embs[names[2]][:1], rule)
     assert single[0].consistent and np.isnan(single[0].score)
+
+
+def test_real_voices_with_the_encoders_measured_default(ge2e, speak):
+    """flite's awb enrolls four sentences; one clip by slt slipped in; the ge2e default rule flags it."""
+    import io
+
+    import soundfile as sf
+
+    from tests.conftest import SENTENCES
+    from voiceprint.audio.resample import resample
+    from voiceprint.scoring.defaults import encoder_defaults
+
+    def embed(voice, text):
+        x, rate = sf.read(io.BytesIO(speak(text, voice)), dtype="float32")
+        return ge2e.embed(resample(x, rate, ge2e.sample_rate))
+
+    defaults = encoder_defaults("ge2e")
+    assert defaults is not None, "voiceprint/scoring/encoder_defaults.json lacks ge2e"
+    rule = ConsistencyRule.from_samples(defaults["samples"], "built-in default")
+    clips = np.stack([embed("flite:awb", t) for t in SENTENCES[:4]] + [embed("flite:slt", SENTENCES[4])])
+    out = check_clips(clips, rule)
+    assert [c.consistent for c in out] == [True, True, True, True, False], [c.score for c in out]
+    assert out[-1].reason in ("different_speaker", "inconsistent_clip")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from voiceprint.scoring.cosine import cosine_matrix
+
 __all__ = ["top_n_stats", "as_norm", "as_norm_trials_excluding_pairs"]
 
 
@@ -26,7 +28,7 @@ def top_n_stats(embeddings: np.ndarray, cohort: np.ndarray, top_n: int,
     ``exclude`` (m, c) bool masks cohort entries that must not count for a
     row (e.g. the speaker's own utterances). Returns two arrays of shape (m,).
     """
-    scores = np.asarray(embeddings, np.float32) @ np.asarray(cohort, np.float32).T
+    scores = cosine_matrix(embeddings, cohort)
     if exclude is not None:
         scores = np.where(exclude, -np.inf, scores)
     n = max(1, min(top_n, scores.shape[1]))
@@ -69,10 +71,9 @@ def as_norm_trials_excluding_pairs(raw: np.ndarray, models: np.ndarray, probes: 
     the other side's top-N and makes similar-voice impostor scores look
     lower than they will be: optimistic thresholds.)
     """
-    cohort = np.asarray(cohort, np.float32)
     n_models = len(models)
-    cp = np.asarray(probes, np.float32) @ cohort.T  # (P, C)
-    cm = np.asarray(models, np.float32) @ cohort.T  # (S, C)
+    cp = cosine_matrix(probes, cohort)  # (P, C)
+    cm = cosine_matrix(models, cohort)  # (S, C)
     own_p = owner[:, None] == cohort_owner[None, :]
     own_m = np.arange(n_models)[:, None] == cohort_owner[None, :]
     p_mean = np.empty(raw.shape, np.float64)

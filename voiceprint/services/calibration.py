@@ -41,7 +41,7 @@ from voiceprint.stores.records import calibrations, utcnow
 __all__ = ["COHORT_TOP_N", "NORMALIZATIONS", "RESULTS_VERSION", "MIN_TRUSTED_SPEAKERS",
            "MIN_GENUINE_TRIALS", "Trials", "between_scores", "score_trials",
            "split_models_probes", "far_point_name", "calibrate_embeddings", "assess",
-           "more_data_advice", "save_calibration", "latest_calibration", "cohort_of",
+           "more_data_advice", "save_calibration", "latest_calibration", "cohort_of", "load_cohort",
            "embed_folder", "run_calibration"]
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,19 @@ def latest_calibration(conn: Connection, encoder: str) -> Any:
 
 
 def cohort_of(row: Any) -> np.ndarray:
+    """The AS-norm cohort (n, d) float32 stored with a calibration row."""
     return np.frombuffer(row.cohort, dtype="<f4").reshape(row.cohort_count, row.cohort_dim).copy()
+
+
+def load_cohort(conn: Connection, calibration_id: int) -> np.ndarray:
+    """The cohort of calibration ``calibration_id`` (e.g. a ``DecisionBasis.calibration_id``)."""
+    row = conn.execute(sa.select(calibrations.c.cohort, calibrations.c.cohort_count,
+                                 calibrations.c.cohort_dim)
+                       .where(calibrations.c.id == calibration_id)).first()
+    if row is None:
+        raise VoiceprintError(f"calibration {calibration_id} does not exist", reason="not_found",
+                              status=404)
+    return cohort_of(row)
 
 
 # -- the whole job ------------------------------------------------------------
