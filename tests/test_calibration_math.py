@@ -99,7 +99,9 @@ def test_thresholds_meet_their_far_on_the_data_they_came_from():
             assert p["far"] == pytest.approx(t["false_accepts"] / t["impostor"])
             assert p["far_ci_95"][0] <= p["far"] <= p["far_ci_95"][1]
     assert r["n_speakers"] == 30 and r["none"]["n_genuine"] == 30 * 9
-    assert r["none"]["points"]["far_1pct"]["resolvable"] is True  # 7830 >= 300
+    far1 = r["none"]["points"]["far_1pct"]
+    assert far1["resolvable"] == bool(far1["trials"]["impostor_effective"] >= 300)
+    assert far1["trials"]["impostor_effective"] <= far1["trials"]["impostor"]
     assert r["none"]["points"]["far_0.01pct"]["resolvable"] is False  # 7830 < 30000
 
 
@@ -116,7 +118,10 @@ def test_a_small_calibration_is_never_presented_as_exact():
                 assert p["resolvable"] is False, name
     advice = r["unresolved"][0]
     assert advice["impostor_trials"] == 4 * 3 * 3
-    assert impostor_trials(advice["speakers_needed"], 3) >= 300
+    d = advice["design_effect"]
+    assert impostor_trials(advice["speakers_needed"], 3) / d >= 300
+    assert impostor_trials(advice["speakers_needed"] - 1, 3) / d < 300
+    assert "more clips of the same speakers barely help" in advice["advice"]
 
 
 def test_unresolvable_thresholds_are_not_below_the_measured_ones():

@@ -173,7 +173,7 @@ def test_calibrate_cli_on_a_fresh_data_dir(runner, app_config, calibration_dir):
     assert "far_1pct" in r.output and "asnorm" in r.output and "4 speakers" in r.output
     assert "NOT RESOLVABLE" in r.output and "WARNING: too few data" in r.output
     assert "normalisation in use" in r.output and "cohort too small" in r.output
-    assert "more data: far_1pct needs >= 300 impostor trials" in r.output
+    assert "more data: far_1pct needs >= 300 effective impostor trials" in r.output
     rows = [line.split() for line in r.output.splitlines()
             if line.split()[:1] in (["none"], ["asnorm"]) and line.split()[1] != "EER"]
     assert len(rows) == 2 * 5  # eer, min_dcf, far_1pct, far_0.1pct, far_0.01pct

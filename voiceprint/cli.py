@@ -222,7 +222,7 @@ def _print_calibration(result: dict[str, Any]) -> None:
         r = result[norm]
         for name, p in r["points"].items():
             t = p["trials"]
-            note = "" if p["resolvable"] else "NOT RESOLVABLE (too few impostor trials)"
+            note = "" if p["resolvable"] else "NOT RESOLVABLE (too few effective impostor trials)"
             if p.get("extrapolated"):
                 note += ("; " if note else "") + "FAR estimated from the impostor tail"
             click.echo(f"{norm:<7} {name:<12} {p['threshold']:>9.4f} {p['expected_far']:>8.3%} "
@@ -243,14 +243,14 @@ def _print_calibration(result: dict[str, Any]) -> None:
         click.echo(f"more data: {u['advice']}")
     if result["trusted"]:
         click.echo("trust: enough speakers and trials for the 1% point (rule: >= 10 speakers, "
-                   ">= 30 genuine and >= 300 impostor trials)")
+                   ">= 30 genuine and >= 300 effective impostor trials)")
     else:
         for w in result["warnings"]:
             click.echo(f"WARNING: {w}", err=True)
         click.echo("WARNING: too few data to trust this calibration (rule: >= 10 speakers, >= 30 "
-                   "genuine and >= 300 impostor trials). It is stored and used; every decision "
-                   "reports resolvable=false and its upper bound. Calibrate on more speakers.",
-                   err=True)
+                   "genuine and >= 300 effective impostor trials). It is stored and used; its "
+                   "decisions report resolvable=false and their upper bounds. Calibrate on more "
+                   "speakers.", err=True)
 
 
 main.add_command(sounds)

@@ -55,7 +55,7 @@ class ActiveSchema(ma.Schema):
         "description": "the calibration the verify point comes from (null: built-in default)"})
     trusted = ma.fields.Boolean(allow_none=True, metadata={
         "description": "the calibration met the trust rule (>= 10 speakers, >= 30 genuine, "
-                       ">= 300 impostor trials)"})
+                       ">= 300 effective impostor trials)"})
     warnings = ma.fields.List(ma.fields.String())
     normalization = ma.fields.String(metadata={"description": "what decisions use now: none | asnorm"})
     normalization_setting = ma.fields.String(metadata={"description": "auto | none | asnorm"})

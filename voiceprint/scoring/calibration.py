@@ -23,7 +23,8 @@ import numpy as np
 
 from voiceprint.errors import VoiceprintError
 from voiceprint.scoring.cosine import centroid, cosine_matrix
-from voiceprint.scoring.intervals import clopper_pearson, clustered_clopper_pearson, min_trials
+from voiceprint.scoring.intervals import (RULE_OF_THREE, clopper_pearson, clustered_clopper_pearson,
+                                          min_trials)
 from voiceprint.scoring.metrics import compute_eer, compute_min_dcf, threshold_at_far
 from voiceprint.scoring.normalization import as_norm, as_norm_trials_excluding_pairs, top_n_stats
 from voiceprint.scoring.points import DEFAULT_TARGET_FARS, far_point_name, parse_far_name
@@ -139,52 +140,67 @@ class TrialClusters:
 
 def describe_point(threshold: float, genuine: ScoreSample, impostor: ImpostorModel,
                    target_far: float | None = None, clusters: TrialClusters | None = None,
-                   design_effects: dict[str, float] | None = None) -> dict[str, Any]:
+                   design_effects: dict[str, float] | None = None,
+                   resolvable: bool | None = None) -> dict[str, Any]:
     """Everything a decision needs to say about ``threshold`` (JSON-ready).
 
     ``far``/``frr`` are the measured fractions; ``expected_far`` equals
-    ``far`` unless no impostor reached the threshold, when it is the
-    extrapolated tail rate (never 0). ``far_ci_95``/``frr_ci_95`` are exact
-    95 % intervals on the effective trial counts (speaker-pair / speaker
-    clusters measured from ``clusters``, or the stored ``design_effects``);
-    ``*_ci_95_iid`` count every trial as independent (narrower).
+    ``far`` inside the measured range of the impostor scores and the
+    extrapolated tail rate beyond it (never 0). ``far_ci_95``/``frr_ci_95``
+    are exact 95 % intervals on the effective trial counts (speaker-pair /
+    speaker clusters measured from ``clusters``, or the stored
+    ``design_effects``); ``*_ci_95_iid`` count every trial as independent
+    (narrower). ``resolvable`` (for a ``target_far``: effective impostor
+    trials >= 3 / target; else >= 3 effective false accepts) can be imposed
+    by the caller, e.g. when a threshold was moved because its target was
+    not resolvable.
     """
     n_imp, n_gen = impostor.trials.n, genuine.n
     fa = int(round(impostor.trials.count_at_or_above(threshold)))
     fr = int(round(genuine.count_below(threshold)))
     far, frr = fa / n_imp, fr / n_gen
     tail_far = float(impostor.far.rate(threshold)[0])
-    resolvable = (n_imp >= min_trials(target_far)) if target_far is not None else fa >= 3
-    if clusters is not None:
+    d = design_effects or {}
+    deff_imp = max(impostor.design_effect, float(d.get("impostor", 1.0)))
+    deff_gen = float(d.get("genuine", 1.0))
+    # a design effect measured at this threshold only where >= 3 effective errors were seen;
+    # elsewhere the calibration's largest one (a few errors say nothing about clustering)
+    if clusters is not None and fa >= RULE_OF_THREE * deff_imp:
         far_lo, far_hi, n_imp_eff = clusters.interval(threshold, "impostor")
+    else:
+        far_lo, far_hi, n_imp_eff = clustered_clopper_pearson([fa], [n_imp], deff=deff_imp)
+    if clusters is not None and fr >= RULE_OF_THREE:
         frr_lo, frr_hi, n_gen_eff = clusters.interval(threshold, "genuine")
     else:
-        d = design_effects or {}
-        far_lo, far_hi, n_imp_eff = clustered_clopper_pearson([fa], [n_imp], deff=d.get("impostor", 1.0))
-        frr_lo, frr_hi, n_gen_eff = clustered_clopper_pearson([fr], [n_gen], deff=d.get("genuine", 1.0))
+        frr_lo, frr_hi, n_gen_eff = clustered_clopper_pearson([fr], [n_gen], deff=deff_gen)
+    n_eff = n_imp_eff
+    if resolvable is None:
+        resolvable = (n_eff >= min_trials(target_far) if target_far is not None
+                      else far * n_eff >= RULE_OF_THREE)
+    extrapolated = impostor.far.extrapolated(threshold)
     return {
         "threshold": float(threshold), "far": far, "frr": frr,
-        "expected_far": far if fa > 0 else tail_far, "expected_frr": frr,
-        "far_ci_95": [far_lo, far_hi], "frr_ci_95": [frr_lo, frr_hi],
+        "expected_far": tail_far if extrapolated or fa == 0 else far, "expected_frr": frr,
+        "far_ci_95": [float(far_lo), float(far_hi)], "frr_ci_95": [float(frr_lo), float(frr_hi)],
         "far_ci_95_iid": list(clopper_pearson(fa, n_imp)),
         "frr_ci_95_iid": list(clopper_pearson(fr, n_gen)),
         "trials": {"genuine": n_gen, "impostor": n_imp, "false_accepts": fa, "false_rejects": fr,
-                   "impostor_effective": round(n_imp_eff, 1), "genuine_effective": round(n_gen_eff, 1)},
+                   "impostor_effective": round(float(n_imp_eff), 1),
+                   "genuine_effective": round(float(n_gen_eff), 1)},
         "resolvable": bool(resolvable), "target_far": target_far,
-        "extrapolated": bool(impostor.far.extrapolated(threshold)),
+        "extrapolated": bool(extrapolated),
     }
 
 
-def _far_threshold(scores: np.ndarray, labels: np.ndarray, impostor: ImpostorModel,
-                   far: float) -> float:
-    measured = between_scores(scores, threshold_at_far(scores, labels, far))
-    if impostor.trials.n >= min_trials(far):
-        return measured
-    return max(measured, impostor.far.threshold(far))
-
-
 def calibrate_scores(trials: Trials, fars: Iterable[float] = DEFAULT_TARGET_FARS) -> dict[str, Any]:
-    """Operating points (eer, min_dcf, far_<x>pct) and the stored score samples for one scale."""
+    """Operating points (eer, min_dcf, far_<x>pct) and the stored score samples for one scale.
+
+    Two passes: the design effect (how strongly impostor trials cluster by
+    speaker pair) is measured at the measured thresholds first; it then sets
+    how far the impostor tail counts as measured, which points are
+    resolvable, and where the unresolvable far points' thresholds go (the
+    higher of the measured and the extrapolated one).
+    """
     scores, labels = trials.flat()
     scores = scores.astype(np.float64)
     genuine = ScoreSample.of(scores[labels == 1])
@@ -192,18 +208,25 @@ def calibrate_scores(trials: Trials, fars: Iterable[float] = DEFAULT_TARGET_FARS
     clusters = TrialClusters.of(trials)
     eer, eer_thr = compute_eer(scores, labels)
     min_dcf, dcf_thr = compute_min_dcf(scores, labels, p_target=MIN_DCF_P_TARGET)
-
-    def point(threshold: float, target: float | None = None) -> dict[str, Any]:
-        return describe_point(threshold, genuine, impostor, target, clusters)
-
-    points = {"eer": point(between_scores(scores, eer_thr)),
-              "min_dcf": point(between_scores(scores, dcf_thr))}
-    for far in sorted(set(fars), reverse=True):
-        points[far_point_name(far)] = point(_far_threshold(scores, labels, impostor, far), far)
+    fars = sorted(set(fars), reverse=True)
+    measured = {"eer": between_scores(scores, eer_thr), "min_dcf": between_scores(scores, dcf_thr)}
+    measured.update({far_point_name(f): between_scores(scores, threshold_at_far(scores, labels, f))
+                     for f in fars})
+    first = {n: describe_point(t, genuine, impostor, None, clusters) for n, t in measured.items()}
     deff = {"impostor": max(p["trials"]["impostor"] / max(p["trials"]["impostor_effective"], 1e-9)
-                            for p in points.values()),
+                            for p in first.values()),
             "genuine": max(p["trials"]["genuine"] / max(p["trials"]["genuine_effective"], 1e-9)
-                           for p in points.values())}
+                           for p in first.values())}
+    impostor = impostor.with_design_effect(deff["impostor"])
+    points = {n: describe_point(measured[n], genuine, impostor, None, clusters)
+              for n in ("eer", "min_dcf")}
+    for far in fars:
+        name = far_point_name(far)
+        p = describe_point(measured[name], genuine, impostor, far, clusters)
+        if not p["resolvable"]:
+            p = describe_point(max(measured[name], impostor.far.threshold(far)), genuine, impostor,
+                               far, clusters, resolvable=False)
+        points[name] = p
     return {"eer": float(eer), "min_dcf": float(min_dcf), "points": points,
             "n_genuine": genuine.n, "n_impostor": impostor.trials.n,
             "genuine_mean": float(scores[labels == 1].mean()),
@@ -229,12 +252,13 @@ def point_from_results(per_norm: dict[str, Any], name: str) -> dict[str, Any] | 
     far = parse_far_name(name)
     if far is None:
         return None
-    if impostor.trials.n >= min_trials(far):
-        threshold = impostor.far.threshold(far)
-    else:
-        threshold = max(impostor.far.threshold(far), float(np.nextafter(impostor.trials.max, np.inf)))
-    return describe_point(threshold, genuine, impostor, target_far=far,
-                          design_effects=per_norm.get("design_effect"))
+    deffs = per_norm.get("design_effect")
+    measured = impostor.far.measured_threshold(far)
+    p = describe_point(measured, genuine, impostor, target_far=far, design_effects=deffs)
+    if p["resolvable"]:
+        return p
+    return describe_point(max(measured, impostor.far.threshold(far)), genuine, impostor,
+                          target_far=far, design_effects=deffs, resolvable=False)
 
 
 def _legacy_point(name: str, point: dict[str, Any], per_norm: dict[str, Any]) -> dict[str, Any]:

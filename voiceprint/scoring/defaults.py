@@ -16,7 +16,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["encoder_defaults", "DEFAULTS_FILE"]
+__all__ = ["encoder_defaults", "measured_default_thresholds", "DEFAULTS_FILE"]
 
 DEFAULTS_FILE = "encoder_defaults.json"
 
@@ -34,3 +34,8 @@ def encoder_defaults(encoder: str) -> dict[str, Any] | None:
     """The measured defaults of ``encoder`` (keys: threshold, target_far, point, data,
     samples), or None when it has none (e.g. ecapa_tdnn without real weights here)."""
     return _all().get(encoder)
+
+
+def measured_default_thresholds() -> dict[str, float]:
+    """Encoder name -> measured uncalibrated cosine threshold, for every encoder measured."""
+    return {name: float(d["threshold"]) for name, d in _all().items()}

@@ -62,8 +62,9 @@ def open_set_point(per_norm: dict[str, Any], n_enrolled: int, target_rate: float
     ``expected_far``/``far_upper_95`` are per comparison, its ``open_set``
     dict gives the rate it aims at, the rate the model predicts at the
     threshold, an upper bound (independence on the per-comparison upper
-    bound), N and the model used. ``resolvable`` says whether the impostor
-    trials resolve the per-comparison FAR this needs (n >= 3 / FAR).
+    bound), N and the model used. ``resolvable`` says whether the effective
+    impostor trials resolve the per-comparison FAR this needs
+    (trials / design effect >= 3 / FAR).
     """
     genuine = ScoreSample.from_json(per_norm["samples"]["genuine"])
     impostor = ImpostorModel.from_json(per_norm["samples"]["impostor"])
@@ -77,7 +78,7 @@ def open_set_point(per_norm: dict[str, Any], n_enrolled: int, target_rate: float
         name="open_set", threshold=float(threshold), calibrated=calibrated,
         normalization=normalization, expected_far=per_comp, expected_frr=p["expected_frr"],
         far_upper_95=p["far_ci_95"][1], frr_upper_95=p["frr_ci_95"][1],
-        resolvable=bool(impostor.trials.n >= min_trials(max(per_comp, 1e-300))),
+        resolvable=bool(impostor.trials.n / impostor.design_effect >= min_trials(max(per_comp, 1e-300))),
         target_far=None, trials=p["trials"], source=source,
         open_set={"n_enrolled": int(n_enrolled), "target_rate": float(target_rate), "model": used,
                   "predicted_rate": impostor.false_identification_rate(threshold, n, used),

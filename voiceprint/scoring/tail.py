@@ -4,14 +4,19 @@ Scores are on the calibration's scale (cosine similarity in [-1, 1], or
 AS-norm units). ``accept iff score >= threshold``.
 
 Single comparisons (verification): the false-accept rate at a threshold is
-the measured fraction of impostor trials at or above it, as long as at least
-:data:`~voiceprint.scoring.intervals.RULE_OF_THREE` impostor trials are
-(the "resolvable" range). Beyond the third-highest impostor score the data
-say nothing, so the rate continues as a Gaussian tail (mean and standard
-deviation of all impostor scores) scaled to meet the measured rate there: a
-continuous, decreasing curve, marked extrapolated. On GE2E scores the
-measured tail is lighter than the Gaussian one, so the extrapolation errs
-towards higher thresholds.
+the measured fraction of impostor trials at or above it, as long as the
+trials above it count as at least
+:data:`~voiceprint.scoring.intervals.RULE_OF_THREE` *effective* trials
+(``3 * design_effect`` trials: impostor trials between the same two
+speakers move together, see :mod:`voiceprint.scoring.intervals`). Beyond
+that the data say little, so the rate continues as a Gaussian tail (mean and
+standard deviation of all impostor scores) scaled to meet the measured rate
+there: a continuous, decreasing curve, marked extrapolated. On held-out
+speakers (notes/calib.md) this errs towards higher thresholds for GE2E but
+not always for CAM++, whose held-out impostors reached higher scores than
+any calibration impostor: an extrapolated point is a guess with a stated
+``resolvable: false``, never a measurement. Thresholds are not capped: on
+the cosine scale one above 1.0 accepts nothing.
 
 Open-set identification against ``N`` enrolled speakers: an unknown caller
 is falsely identified when the *best* of its ``N`` impostor scores reaches
@@ -49,9 +54,13 @@ MAX_CALLERS = 2_000
 
 @dataclass(frozen=True)
 class Exceedance:
-    """``P(score >= t)`` from a score sample: measured, then a Gaussian-shaped tail."""
+    """``P(score >= t)`` from a score sample: measured, then a Gaussian-shaped tail.
+
+    ``design_effect`` (>= 1): how many trials count as one independent one.
+    """
 
     sample: ScoreSample
+    design_effect: float = 1.0
 
     @property
     def _gauss(self) -> tuple[float, float]:
@@ -60,8 +69,9 @@ class Exceedance:
 
     @property
     def last_resolved(self) -> float:
-        """The score with :data:`RULE_OF_THREE` trials at or above it (end of the measured range)."""
-        k = min(int(RULE_OF_THREE) - 1, self.sample.n - 1)
+        """The score with ``RULE_OF_THREE * design_effect`` trials at or above it (end of the
+        measured range)."""
+        k = min(int(np.ceil(RULE_OF_THREE * max(self.design_effect, 1.0))) - 1, self.sample.n - 1)
         return self.sample.score_at_upper_rank(k)
 
     def rate(self, t: float | np.ndarray) -> np.ndarray:
@@ -79,21 +89,26 @@ class Exceedance:
     def extrapolated(self, t: float) -> bool:
         return bool(t > self.last_resolved)
 
+    def measured_threshold(self, rate: float) -> float:
+        """Lowest threshold with at most ``floor(rate * n)`` trials at or above it, half-way
+        between observed scores (just above the maximum when that allows none)."""
+        n = self.sample.n
+        allowed = int(np.floor(rate * n + 1e-9))
+        if allowed >= n:
+            return self.sample.min
+        lo = self.sample.score_at_upper_rank(allowed)
+        hi = self.sample.score_at_upper_rank(allowed - 1) if allowed > 0 else None
+        return float(lo + (hi - lo) / 2) if hi is not None and hi > lo else float(np.nextafter(lo, np.inf))
+
     def threshold(self, rate: float) -> float:
-        """Lowest threshold whose exceedance is <= ``rate`` (measured, or from the tail)."""
+        """Lowest threshold whose exceedance is <= ``rate``: measured inside the measured
+        range, else from the extrapolated tail."""
         if not 0.0 < rate < 1.0:
             raise ValueError("rate must be within (0, 1)")
-        n = self.sample.n
         t3 = self.last_resolved
-        k3 = self.sample.count_at_or_above(t3) / n
+        k3 = self.sample.count_at_or_above(t3) / self.sample.n
         if rate >= k3:
-            allowed = int(np.floor(rate * n + 1e-9))
-            if allowed >= n:
-                return self.sample.min
-            # just above the (allowed)-th highest score: that many or fewer reach it
-            hi = self.sample.score_at_upper_rank(max(allowed - 1, 0)) if allowed > 0 else None
-            lo = self.sample.score_at_upper_rank(allowed)
-            return float(lo + (hi - lo) / 2) if hi is not None and hi > lo else float(np.nextafter(lo, np.inf))
+            return self.measured_threshold(rate)
         m, s = self._gauss
         anchor = float(norm.sf((t3 - m) / s))
         return float(m + s * norm.isf(rate / k3 * anchor))
@@ -106,6 +121,10 @@ class ImpostorModel:
     trials: ScoreSample
     caller_means: np.ndarray | None = None  # one per calibration probe (its mean impostor score)
     residuals: ScoreSample | None = None  # score - caller mean, pooled
+    design_effect: float = 1.0  # measured on the calibration's speaker-pair clusters
+
+    def with_design_effect(self, design_effect: float) -> "ImpostorModel":
+        return ImpostorModel(self.trials, self.caller_means, self.residuals, max(1.0, design_effect))
 
     @classmethod
     def fit(cls, scores: np.ndarray, labels: np.ndarray, seed: int = 0) -> "ImpostorModel":
@@ -127,7 +146,7 @@ class ImpostorModel:
 
     @property
     def far(self) -> Exceedance:
-        return Exceedance(self.trials)
+        return Exceedance(self.trials, self.design_effect)
 
     def false_identification_rate(self, threshold: float, n_enrolled: int,
                                   model: str = "independent") -> float:
@@ -138,7 +157,7 @@ class ImpostorModel:
         if use == "independent":
             return float(-np.expm1(n_enrolled * np.log1p(-self.far.rate(threshold)[0])))
         assert self.caller_means is not None and self.residuals is not None
-        q = Exceedance(self.residuals).rate(threshold - self.caller_means)
+        q = Exceedance(self.residuals, self.design_effect).rate(threshold - self.caller_means)
         return float(np.mean(-np.expm1(n_enrolled * np.log1p(-np.minimum(q, 1 - 1e-15)))))
 
     def model_name(self, model: str = "independent") -> str:
@@ -168,7 +187,7 @@ class ImpostorModel:
         return float(hi)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"trials": self.trials.to_json()}
+        out: dict[str, Any] = {"trials": self.trials.to_json(), "design_effect": self.design_effect}
         if self.caller_means is not None and self.residuals is not None:
             out["caller_means"] = base64.b64encode(
                 np.asarray(self.caller_means, "<f4").tobytes()).decode("ascii")
@@ -181,4 +200,5 @@ class ImpostorModel:
         if "caller_means" in data:
             means = np.frombuffer(base64.b64decode(data["caller_means"]), "<f4").astype(np.float64)
             residuals = ScoreSample.from_json(data["residuals"])
-        return cls(ScoreSample.from_json(data["trials"]), means, residuals)
+        return cls(ScoreSample.from_json(data["trials"]), means, residuals,
+                   float(data.get("design_effect", 1.0)))

@@ -14,7 +14,8 @@ Trust rule (:func:`assess`): a calibration is *trusted* when it has at
 least :data:`MIN_TRUSTED_SPEAKERS` speakers (45 distinct impostor speaker
 pairs; the impostor tail depends far more on which voices meet than on how
 many clips each has), at least :data:`MIN_GENUINE_TRIALS` genuine trials,
-and enough impostor trials to resolve a 1 % FAR (>= 300, rule of three).
+and enough *effective* impostor trials to resolve a 1 % FAR (>= 300 after
+dividing by the measured design effect, rule of three).
 An untrusted calibration is still stored and used, with warnings, and every
 point it gives says ``resolvable`` and carries its upper bound.
 """
@@ -32,8 +33,7 @@ from voiceprint.encoders.base import Encoder
 from voiceprint.errors import VoiceprintError
 from voiceprint.scoring.calibration import (COHORT_TOP_N, Trials, between_scores, calibrate_scores,
                                             score_trials, split_models_probes)
-from voiceprint.scoring.intervals import (impostor_trials, min_trials, probes_needed,
-                                          resolvable, speakers_needed)
+from voiceprint.scoring.intervals import impostor_trials, min_trials, speakers_needed
 from voiceprint.scoring.points import DEFAULT_TARGET_FARS, far_point_name
 from voiceprint.scoring.selection import choose_normalization
 from voiceprint.stores.records import calibrations, utcnow
@@ -77,33 +77,37 @@ def calibrate_embeddings(embeddings: dict[str, np.ndarray], enroll_clips: int = 
     return out
 
 
-def more_data_advice(far: float, n_speakers: int, n_probes: int) -> dict[str, Any]:
-    """What it takes to resolve ``far``: impostor trials grow as ``S * (S - 1) * P``.
+def more_data_advice(far: float, n_speakers: int, n_probes: int,
+                     design_effect: float = 1.0) -> dict[str, Any]:
+    """What it takes to resolve ``far``: >= 3 / FAR *effective* impostor trials.
 
-    Returns the trials needed (``ceil(3 / far)``), the speakers needed at the
-    current probes per speaker, and the probes per speaker needed at the
-    current number of speakers, with the arithmetic as text.
+    Impostor trials grow as ``S * (S - 1) * P``; trials between the same two
+    speakers move together, so they count ``design_effect`` times less. More
+    speakers add independent pairs; more clips of the same speakers mostly
+    raise the design effect, so the advice is in speakers (at the current
+    clips per speaker, the current design effect assumed).
     """
     p = n_probes / max(n_speakers, 1)
+    d = max(design_effect, 1.0)
     need = min_trials(far)
     have = impostor_trials(n_speakers, p)
-    s_need = speakers_needed(far, p)
-    p_need = probes_needed(far, n_speakers) if n_speakers >= 2 else None
-    text = (f"{far_point_name(far)} needs >= {need} impostor trials (3 / FAR); "
-            f"{n_speakers} speakers x {n_speakers - 1} other models x {p:.1f} probes = {have}. "
-            f"Use >= {s_need} speakers at {p:.1f} probes each "
-            f"({s_need} x {s_need - 1} x {p:.1f} = {impostor_trials(s_need, p)})")
-    if p_need is not None:
-        text += (f", or {p_need} probes per speaker with these {n_speakers} speakers "
-                 f"(more clips raise the count but not the variety of voices: prefer more speakers)")
-    return {"far": far, "impostor_trials_needed": need, "impostor_trials": have,
-            "speakers_needed": s_need, "probes_per_speaker_needed": p_need, "advice": text + "."}
+    s_need = speakers_needed(far / d, p)
+    text = (f"{far_point_name(far)} needs >= {need} effective impostor trials (3 / FAR); "
+            f"{n_speakers} speakers x {n_speakers - 1} other models x {p:.1f} probes = {have} trials, "
+            f"which count as {have / d:.0f} (design effect {d:.1f}: trials of the same two voices "
+            f"move together). Use >= {s_need} speakers at {p:.1f} probes each "
+            f"({s_need} x {s_need - 1} x {p:.1f} / {d:.1f} = {impostor_trials(s_need, p) / d:.0f}); "
+            "more clips of the same speakers barely help.")
+    return {"far": far, "effective_trials_needed": need, "impostor_trials": have,
+            "effective_trials": round(have / d, 1), "design_effect": round(d, 2),
+            "speakers_needed": s_need, "advice": text}
 
 
 def assess(result: dict[str, Any]) -> dict[str, Any]:
     """``{"trusted", "warnings", "unresolved"}`` for a calibration result (rule in the module doc)."""
     s, n_probes = int(result["n_speakers"]), int(result["n_probes"])
     raw = result["none"]
+    d = float(raw.get("design_effect", {}).get("impostor", 1.0))
     warnings: list[str] = []
     if s < MIN_TRUSTED_SPEAKERS:
         warnings.append(f"only {s} speakers: a calibration needs >= {MIN_TRUSTED_SPEAKERS} "
@@ -111,11 +115,11 @@ def assess(result: dict[str, Any]) -> dict[str, Any]:
     if raw["n_genuine"] < MIN_GENUINE_TRIALS:
         warnings.append(f"only {raw['n_genuine']} genuine trials: false-reject rates need "
                         f">= {MIN_GENUINE_TRIALS}")
-    if not resolvable(TRUST_FAR, raw["n_impostor"]):
-        warnings.append(f"only {raw['n_impostor']} impostor trials: even a 1% FAR needs "
-                        f">= {min_trials(TRUST_FAR)}")
-    unresolved = [more_data_advice(far, s, n_probes) for far in result["target_fars"]
-                  if not resolvable(far, raw["n_impostor"])]
+    if not raw["points"][far_point_name(TRUST_FAR)]["resolvable"]:
+        warnings.append(f"{raw['n_impostor']} impostor trials count as {raw['n_impostor'] / d:.0f} "
+                        f"independent ones: even a 1% FAR needs >= {min_trials(TRUST_FAR)}")
+    unresolved = [more_data_advice(far, s, n_probes, d) for far in result["target_fars"]
+                  if not raw["points"][far_point_name(far)]["resolvable"]]
     return {"trusted": not warnings, "warnings": warnings, "unresolved": unresolved}
 
 

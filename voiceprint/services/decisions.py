@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from voiceprint.errors import VoiceprintError
 from voiceprint.scoring.calibration import point_from_results
-from voiceprint.scoring.defaults import encoder_defaults
+from voiceprint.scoring.defaults import encoder_defaults, measured_default_thresholds
 from voiceprint.scoring.enrollment_consistency import ConsistencyRule
 from voiceprint.scoring.open_set import open_set_point
 from voiceprint.scoring.points import OperatingPoint, validate_point_name
@@ -42,11 +42,7 @@ __all__ = ["OperatingPoint", "DEFAULT_THRESHOLDS", "NORMALIZATION_SETTINGS", "De
 #: measured ones come from voiceprint/scoring/encoder_defaults.json (threshold at FAR 0.1 %
 #: on FSDD + synthesised voices, see notes/calib.md); ecapa_tdnn has no real weights here,
 #: its 0.30 is the old first guess, not a measurement
-DEFAULT_THRESHOLDS: dict[str, float] = {"ecapa_tdnn": 0.30, "ge2e": 0.75}
-for _name in ("ge2e", "campplus"):
-    _d = encoder_defaults(_name)
-    if _d is not None:
-        DEFAULT_THRESHOLDS[_name] = float(_d["threshold"])
+DEFAULT_THRESHOLDS: dict[str, float] = {"ecapa_tdnn": 0.30, **measured_default_thresholds()}
 FALLBACK_THRESHOLD = 0.5
 NORMALIZATION_SETTINGS = ("auto", "none", "asnorm")
 
