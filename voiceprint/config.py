@@ -119,6 +119,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DEFAULT_THRESHOLD", _optional_float, None, "overrides the encoder's uncalibrated "
             "default threshold (cosine)"),
     Setting("OPERATING_POINT", str, "far_1pct", "calibrated operating point used by default"),
+    Setting("OPEN_SET_FALSE_ID_RATE", _optional_float, 0.01, "identify's target probability that "
+            "a caller who is not enrolled is identified as someone; the threshold is sized to "
+            "the tenant's number of enrolled speakers (empty: judge by OPERATING_POINT)",
+            env="OPEN_SET_FALSE_ID_RATE"),
     Setting("IDENTIFY_TOP_K", int, 5, "candidates returned by identify", minimum=1),
     Setting("SCORE_NORMALIZATION", str, "auto", "`auto` (what calibration found better on "
             "held-out folds), `none` (raw cosine) or `asnorm`",
