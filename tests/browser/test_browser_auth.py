@@ -141,9 +141,6 @@ def test_open_service_never_asks_for_a_key(live_server: LiveServer, browser, pag
     assert stored_key(page) is None
 
 
-@pytest.mark.xfail(reason="main has no API keys yet (the lead's slice); the page is tested against "
-                          "the keys contract by test_wrong_key_shows_the_api_401_message_contract",
-                   raises=NotImplementedError, strict=True)
 def test_wrong_key_with_the_service_keys(tmp_path: Path, browser, page_factory) -> None:
     """The same flow on the service's own keys: wire ``service_with_keys`` when they land."""
     server, good_key, invalid_message = service_with_keys(tmp_path)
@@ -158,4 +155,9 @@ def test_wrong_key_with_the_service_keys(tmp_path: Path, browser, page_factory) 
 
 def service_with_keys(tmp_path: Path) -> tuple[LiveServer, str, str]:
     """A live server whose keys are on: (server, a valid key, the API's message for a wrong key)."""
-    raise NotImplementedError("API keys are not in voiceprint yet")
+    from voiceprint import create_app
+    from voiceprint.services.access import AccessService
+
+    app = create_app(app_config(tmp_path))
+    _, good_key = AccessService(app.extensions["voiceprint"]).create_key("default", "page", ["all"])
+    return LiveServer(app), good_key, "the API key is malformed; send 'Authorization: Bearer vpk_...'"
