@@ -243,3 +243,16 @@ def test_a_huge_multichannel_flac_is_refused_from_its_header(client, rt):
         clip_reasons == ["too_much_audio"]
     assert elapsed < 2.0, f"refusing took {elapsed:.1f} s"
     assert not rt.blobs.keys()
+
+
+def test_a_key_scanner_is_slowed_down_without_audit_floods(client, rt):
+    AccessService(rt).create_key("default", "real", ["speakers"])
+    client.application.extensions["voiceprint_auth"].forget_open_state()
+    codes = [client.get("/speakers", headers={"Authorization": f"Bearer vpk_{i:012x}_" + "x" * 43})
+             .status_code for i in range(40)]
+    assert codes[:30] == [401] * 30 and set(codes[30:]) == {429}
+    audited = client.get("/audit?action=auth_failed", headers={
+        "Authorization": "Bearer " + AccessService(rt).create_key("default", "a", ["admin"])[1]})
+    assert audited.status_code == 429  # the scanner's address (the test client) is still locked
+    from voiceprint.services import audit
+    assert audit.query(rt.engine, tenant_id=None, action="auth_failed")["total"] == 30

@@ -61,7 +61,8 @@ def test_401_without_key_403_with_wrong_scope_for_every_route(app, client, keys)
         assert r.status_code == 401, (method, path, r.status_code)
         assert r.json["code"] == 401 and r.json["status"] == "Unauthorized" and r.json["message"]
         assert r.headers["WWW-Authenticate"].startswith("Bearer")
-        r = call(path, headers=bearer("vpk_000000000000_" + "x" * 43))
+        r = call(path, headers=bearer("vpk_000000000000_" + "x" * 43),  # a fresh address each
+                 environ_base={"REMOTE_ADDR": f"10.0.{checked // 250}.{checked % 250}"})
         assert r.status_code == 401 and r.json["errors"]["reason"] == "bad_key"
         other = next(s for s in SCOPES if s != scope)
         r = call(path, headers=bearer(keys[other]))

@@ -92,7 +92,9 @@ class Authenticator:
     """The ``before_request`` hook; one per app (holds the key service)."""
 
     def __init__(self, app: Flask, access: AccessService) -> None:
+        from voiceprint.api.limits import AuthFailureLimit
         self.access = access
+        self.failures = AuthFailureLimit(app.config["VOICEPRINT"])
         self.required = app.config["VOICEPRINT"].AUTH == "required"
         self._open_until = 0.0
         self._open = False
@@ -127,11 +129,17 @@ class Authenticator:
         if not header and self._install_is_open():
             g.principal = open_principal()
         elif header:
+            address = request.remote_addr or "unknown"
+            self.failures.check(address)
             kind, _, secret = header.partition(" ")
-            if kind.lower() != "bearer" or not secret.strip():
-                raise Unauthorized("send the API key as 'Authorization: Bearer <key>'",
-                                   reason="bad_authorization_header")
-            g.principal = self.access.authenticate(secret.strip())
+            try:
+                if kind.lower() != "bearer" or not secret.strip():
+                    raise Unauthorized("send the API key as 'Authorization: Bearer <key>'",
+                                       reason="bad_authorization_header")
+                g.principal = self.access.authenticate(secret.strip())
+            except Unauthorized:
+                self.failures.failed(address)
+                raise
         else:
             raise Unauthorized("this route needs an API key: send 'Authorization: Bearer <key>' "
                                "(create one with `voiceprint keys create`)", reason="no_key")
