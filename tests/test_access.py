@@ -189,3 +189,19 @@ def test_a_sound_library_belongs_to_one_tenant(client, rt, panns_small):
     assert client.get("/sounds/count?library=fx", headers=a).json["sounds"] == 3
     assert client.get("/sounds/count?library=fx", headers=b).json["sounds"] == 1
 
+
+
+def test_no_cors_unless_origins_are_configured(app_config, ge2e):
+    from voiceprint import create_app
+    closed = create_app(app_config).test_client()
+    r = closed.get("/speakers", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in r.headers
+    app = create_app({**app_config, "CORS_ORIGINS": ("https://desk.example",)})
+    c = app.test_client()
+    r = c.options("/identify", headers={"Origin": "https://desk.example",
+                                        "Access-Control-Request-Method": "POST",
+                                        "Access-Control-Request-Headers": "Authorization"})
+    assert r.headers["Access-Control-Allow-Origin"] == "https://desk.example"
+    assert "authorization" in r.headers["Access-Control-Allow-Headers"].lower()
+    r = c.get("/speakers", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in r.headers
