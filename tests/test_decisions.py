@@ -169,7 +169,10 @@ def test_open_set_basis_grows_with_the_gallery(rt, calibration_dir):
 def test_identify_sizes_its_threshold_to_the_tenants_gallery(client, rt, voices):
     """By default identify judges an unknown caller at OPEN_SET_FALSE_ID_RATE for N enrolled."""
     enroll_awb(client, voices)
-    op = identify(client, voices["flite:slt"][0]).json["operating_point"]
+    r = identify(client, voices["flite:slt"][0])
+    stages = {part.split(";")[0].strip() for part in r.headers["Server-Timing"].split(",")}
+    assert {"decode", "vad", "resample", "embed", "search", "db", "total"} <= stages
+    op = r.json["operating_point"]
     assert op["name"] == "open_set" and op["open_set"]["n_enrolled"] == 1
     assert op["open_set"]["target_rate"] == rt.config.OPEN_SET_FALSE_ID_RATE
     sid = client.post("/speakers", json={"external_id": "slt"}).json["id"]

@@ -17,6 +17,7 @@ from flask_smorest import Api, abort
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from voiceprint import timing
 from voiceprint.api.auth import Authenticator, principal
 from voiceprint.api.blueprint import IdConverter
 from voiceprint.api.limits import VerifyLockout, init_rate_limits
@@ -105,6 +106,8 @@ def init_api(app: Flask) -> Api:
                 health_blp):
         api.register_blueprint(blp)
 
+    # the first hook: every request gets a stopwatch (Server-Timing), refused ones too
+    app.before_request(lambda: timing.start() and None)
     access = AccessService(app.extensions["voiceprint"])
     app.extensions["voiceprint_access"] = access
     # before the rate limiter, whose limits count per key
@@ -129,6 +132,9 @@ def init_api(app: Flask) -> Api:
     def _request_id(response: Any) -> Any:
         if getattr(g, "request_id", None):
             response.headers["X-Request-ID"] = g.request_id
+        watch = timing.current()
+        if watch is not None:
+            response.headers["Server-Timing"] = watch.header()
         return response
 
     @app.errorhandler(VoiceprintError)

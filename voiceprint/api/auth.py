@@ -22,6 +22,7 @@ from flask import Flask, current_app, g, request
 from flask_smorest import Blueprint
 
 from voiceprint.errors import Forbidden, Unauthorized
+from voiceprint.timing import stage
 from voiceprint.services.access import SCOPES, AccessService, Principal, open_principal
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,8 @@ class Authenticator:
                 if kind.lower() != "bearer" or not secret.strip():
                     raise Unauthorized("send the API key as 'Authorization: Bearer <key>'",
                                        reason="bad_authorization_header")
-                g.principal = self.access.authenticate(secret.strip())
+                with stage("auth"):
+                    g.principal = self.access.authenticate(secret.strip())
             except Unauthorized:
                 self.failures.failed(address)
                 raise

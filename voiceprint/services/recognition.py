@@ -28,6 +28,7 @@ from voiceprint.services.intake import Upload, check_query
 from voiceprint.services.speakers import speaker_row
 from voiceprint.stores.records import speakers, utterances, voiceprints
 from voiceprint.stores.types import from_blob
+from voiceprint.timing import stage
 
 #: candidates fetched from Milvus before AS-norm re-ranks them
 RERANK_POOL = 20
@@ -88,7 +89,9 @@ class RecognitionService:
         """Check and embed a probe; (unit vector, facts about the clip)."""
         clip = check_query(upload, self.rt.config)
         encoder = self.rt.speaker_encoder()
-        vec = encoder.embed(clip.waveform(encoder.sample_rate))
+        wave = clip.waveform(encoder.sample_rate)
+        with stage("embed"):
+            vec = encoder.embed(wave)
         return vec, {"duration_s": round(clip.audio.duration_s, 3),
                      "speech_seconds": round(clip.quality.speech_seconds, 3),
                      "sample_rate": clip.audio.sample_rate}
@@ -104,7 +107,7 @@ class RecognitionService:
         and N). Verify (and a named point) judges by the calibrated point.
         """
         rt, cfg = self.rt, self.rt.config
-        with rt.engine.connect() as conn:
+        with stage("db"), rt.engine.connect() as conn:
             if identify and point_name is None and cfg.OPEN_SET_FALSE_ID_RATE:
                 basis = open_set_basis(conn, self.encoder,
                                        enrolled_count(conn, self.encoder, self.tenant_id),
@@ -162,15 +165,17 @@ class RecognitionService:
         k = top_k or rt.config.IDENTIFY_TOP_K
         basis = self.decision_basis(operating_point, identify=True)
         vec, info = self.embed_query(upload)
-        ranked = self._search(vec, max(k, RERANK_POOL) if basis.cohort is not None else k)
+        with stage("search"):
+            ranked = self._search(vec, max(k, RERANK_POOL) if basis.cohort is not None else k)
         ids = [s for s, _ in ranked]
         cosines = np.array([c for _, c in ranked], dtype=np.float32)
         scores = cosines
         if basis.cohort is not None and ranked:
-            models = self._voiceprints(ids)
-            scores = basis.normalise(np.stack([models[s] for s in ids]), vec, cosines)
+            with stage("normalise"):
+                models = self._voiceprints(ids)
+                scores = basis.normalise(np.stack([models[s] for s in ids]), vec, cosines)
         order = np.argsort(-scores, kind="stable")[:k]
-        with rt.engine.connect() as conn:  # the join also drops hits deleted meanwhile
+        with stage("db"), rt.engine.connect() as conn:  # the join drops hits deleted meanwhile
             rows = {r.id: r for r in conn.execute(sa.select(speakers).where(
                 speakers.c.tenant_id == self.tenant_id, speakers.c.id.in_(ids or [-1])))}
         candidates = [Candidate(ids[i], rows[ids[i]].external_id, rows[ids[i]].name,
@@ -218,6 +223,7 @@ class RecognitionService:
         vec, info = self.embed_query(upload)
         model = self.model_of(speaker_id, vp, vec)
         cosine = float(cosine_matrix(model, vec)[0, 0])
-        score = float(basis.normalise(model[None], vec, np.array([cosine]))[0])
+        with stage("normalise"):
+            score = float(basis.normalise(model[None], vec, np.array([cosine]))[0])
         cand = Candidate(spk.id, spk.external_id, spk.name, round(score, 6), round(cosine, 6))
         return Verification(score >= basis.point.threshold, cand.score, cand, basis.point, info)
