@@ -92,10 +92,11 @@ def principal() -> Principal:
 class Authenticator:
     """The ``before_request`` hook; one per app (holds the key service)."""
 
-    def __init__(self, app: Flask, access: AccessService) -> None:
-        from voiceprint.api.limits import AuthFailureLimit
+    def __init__(self, app: Flask, access: AccessService, failures: Any) -> None:
+        """``failures``: an :class:`~voiceprint.api.limits.AuthFailureLimit` (refused keys
+        per client address)."""
         self.access = access
-        self.failures = AuthFailureLimit(app.config["VOICEPRINT"])
+        self.failures = failures
         self.required = app.config["VOICEPRINT"].AUTH == "required"
         self._open_until = 0.0
         self._open = False

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask.views import MethodView
 from flask_smorest import abort
 
-from voiceprint.api import runtime, tenant_id
+from voiceprint.api.context import runtime, tenant_id
 from voiceprint.api.auth import requires
 from voiceprint.api.blueprint import VoiceprintBlueprint
 from voiceprint.services.decisions import active_summary

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.views import MethodView
 
-from voiceprint.api import runtime
+from voiceprint.api.context import runtime
 from voiceprint.api.auth import public
 from voiceprint.api.blueprint import VoiceprintBlueprint
 from voiceprint.api.schemas import HealthSchema

@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from voiceprint.cli import audit_cli, cli_runtime, main, tenant_of, tenant_option
+from voiceprint.cli.base import audit_cli, cli_runtime, main, tenant_of, tenant_option
 from voiceprint.config import Config
 
 
