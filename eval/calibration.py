@@ -30,6 +30,8 @@ missing). Writes ``calibration.json`` and ``calibration.md`` to ``--out``.
 """
 from __future__ import annotations
 
+from eval.datasets import fsdd_dir
+
 import argparse
 import json
 import os
@@ -51,18 +53,7 @@ DEFAULTS_JSON = HERE.parent / "voiceprint" / "scoring" / "encoder_defaults.json"
 DEFAULT_FAR = 0.001
 
 
-def _find_fsdd() -> Path:
-    """``$VOICEPRINT_FSDD``, else the nearest ``shared/data/fsdd/recordings`` above the repo."""
-    if os.environ.get("VOICEPRINT_FSDD"):
-        return Path(os.environ["VOICEPRINT_FSDD"])
-    for parent in HERE.parents:
-        candidate = parent / "shared" / "data" / "fsdd" / "recordings"
-        if candidate.is_dir():
-            return candidate
-    return HERE.parents[1] / "shared" / "data" / "fsdd" / "recordings"
-
-
-DEFAULT_FSDD = _find_fsdd()
+DEFAULT_FSDD = fsdd_dir()
 
 
 # -- corpus --------------------------------------------------------------------------------

@@ -21,9 +21,9 @@ import pytest
 import soundfile as sf
 import sqlalchemy as sa
 
-FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
-if not FSDD.is_dir():
-    FSDD = Path(os.environ.get("VOICEPRINT_FSDD", "/nonexistent"))
+from eval.datasets import fsdd_dir  # noqa: E402
+
+FSDD = fsdd_dir()
 
 MYSQL_ADMIN = os.environ.get("VOICEPRINT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 POSTGRES_ADMIN = os.environ.get("VOICEPRINT_TEST_POSTGRES_URL",
