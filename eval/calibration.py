@@ -34,7 +34,6 @@ from eval.datasets import fsdd_dir
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
