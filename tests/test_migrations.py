@@ -70,3 +70,22 @@ def test_an_open_install_upgrades_into_the_default_tenant(db_url):
     engine.dispose()
     migrate.downgrade(db_url, "base")
     migrate.upgrade(db_url)
+
+
+def test_every_migration_ships_with_the_package():
+    """setup.cfg's data_files carry migrations/ into <prefix>/share/voiceprint/migrations."""
+    import configparser
+    import glob
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    cfg = configparser.ConfigParser()
+    cfg.read(root / "setup.cfg")
+    shipped = set()
+    for target, files in cfg["options.data_files"].items():
+        assert target.startswith("share/voiceprint/migrations")
+        for pattern in files.split(","):
+            shipped |= {Path(p).relative_to(root / "migrations").as_posix()
+                        for p in glob.glob(str(root / pattern.strip()))}
+    on_disk = {p.relative_to(root / "migrations").as_posix()
+               for p in (root / "migrations").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert on_disk <= shipped, on_disk - shipped
