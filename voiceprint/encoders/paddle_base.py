@@ -106,10 +106,13 @@ class PaddleEncoder(Encoder):
 
     # -- loading -------------------------------------------------------------
     @classmethod
-    def load(cls, model_dir: str | None = None, num_threads: int | None = None,
-             **options: Any) -> "PaddleEncoder":
+    def load(cls, model_dir: str | None = None, num_threads: int | None = None, *,
+             allow_download: bool | None = None, **options: Any) -> "PaddleEncoder":
         """Find the checkpoint (``model_dir``, PaddleSpeech's cache, a download
-        unless ``offline``) and load it."""
+        unless ``offline``) and load it. ``allow_download=False`` is the old
+        spelling of ``offline=True``."""
+        if allow_download is not None:
+            options.setdefault("offline", not allow_download)
         opts = EncoderOptions.of(model_dir=model_dir, num_threads=num_threads, **options)
         pr.import_paddle()
         root = resolve_model_root(cls.pretrained, opts.model_dir, fetch_settings(opts))
