@@ -87,11 +87,6 @@ register(EncoderSpec(
 ENCODERS = SPECS
 
 
-def names(kind: str | None = None) -> list[str]:
-    """Registered encoder names, optionally of one kind."""
-    return [n for n, s in SPECS.items() if kind is None or s.kind == kind]
-
-
 def load_encoder(name: str, options: EncoderOptions | None = None, **overrides: Any) -> Encoder:
     """Load encoder ``name`` with ``options`` (fields in ``overrides`` replace
     theirs); raises :class:`EncoderUnavailable` with instructions."""
