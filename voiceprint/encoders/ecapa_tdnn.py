@@ -12,7 +12,8 @@ normalisation of the waveform (its loader's ``normal=True``), then
 ``paddlespeech.audio.compliance.librosa.melspectrogram`` (power mel bands in
 dB, ``n_mels``/``window_size``/``hop_size`` from the yaml: 80 bands, 25 ms
 window, 10 ms hop at 16 kHz), then mean normalisation over time (no variance
-normalisation). The 192 outputs are L2-normalised.
+normalisation), computed in numpy by :mod:`voiceprint.encoders.mel`. The 192
+outputs are L2-normalised.
 
 Inference: see :mod:`voiceprint.encoders.paddle_base` (ONNX Runtime by
 default; the exported graph is :mod:`voiceprint.encoders.ecapa_graph`,
@@ -29,7 +30,9 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
+from voiceprint.encoders import mel
 from voiceprint.encoders import paddle_runtime as pr
+from voiceprint.encoders.mel import single_threaded_blas
 from voiceprint.encoders.paddle_base import PaddleEncoder
 from voiceprint.encoders.paddle_fetch import PretrainedSpec
 from voiceprint.errors import AudioError, EncoderUnavailable
@@ -104,11 +107,9 @@ def backbone_state(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def log_mel(waveform: np.ndarray, config: EcapaConfig) -> np.ndarray:
-    """Mean-normalised log-mel features ``(n_mels, frames)`` of one clip, float32 (dB)."""
-    pr.import_paddle()
-    from paddlespeech.audio.backends.soundfile_backend import normalize
-    from paddlespeech.audio.compliance.librosa import melspectrogram
-
+    """Mean-normalised log-mel features ``(n_mels, frames)`` of one clip, float32 (dB):
+    ``melspectrogram(x, sr, n_mels, window_size, hop_size)`` of PaddleSpeech
+    (its defaults: 50 Hz .. sr/2, Hann, centred) after peak normalisation."""
     x = np.asarray(waveform, dtype=np.float32).reshape(-1)
     if x.size == 0:
         raise AudioError("empty waveform")
@@ -117,11 +118,10 @@ def log_mel(waveform: np.ndarray, config: EcapaConfig) -> np.ndarray:
     min_samples = (MIN_FRAMES - 1) * config.hop_size
     if x.size < min_samples:  # too short for the network: repeat the clip
         x = np.tile(x, -(-min_samples // x.size))
-    x = normalize(x, "linear", 1.0).astype(np.float32)
-    with pr.single_threaded_blas():
-        feat = melspectrogram(x=x, sr=config.sr, n_mels=config.n_mels,
-                              window_size=config.window_size, hop_length=config.hop_size)
-    feat = np.asarray(feat, dtype=np.float32)
+    with single_threaded_blas():
+        feat = mel.log_mel(mel.peak_normalize(x), sr=config.sr, n_fft=config.window_size,
+                           hop=config.hop_size, n_mels=config.n_mels, fmin=50.0,
+                           fmax=float(config.sr // 2)).T
     return feat - feat.mean(axis=-1, keepdims=True)
 
 

@@ -2,7 +2,8 @@
 
 Loading: the checkpoint is found by :mod:`voiceprint.encoders.paddle_fetch`;
 the paddle model is built only when needed (to export, to verify a new
-export, or to run in dygraph), never to run a verified cached export.
+export, or to run in dygraph): a verified cached ONNX export runs without
+importing paddle (the front ends are numpy, :mod:`voiceprint.encoders.mel`).
 
 Runtimes (``EncoderOptions.runtime``):
 
@@ -39,7 +40,7 @@ from voiceprint.encoders.exports import (
     load_export,
     select_runner,
 )
-from voiceprint.encoders.onnx_runtime import MODEL_FILE, OPSET, ort_opener, quantize_int8
+from voiceprint.encoders.onnx_runtime import MODEL_FILE, OPSET, default_threads, ort_opener, quantize_int8
 from voiceprint.encoders.options import EncoderOptions
 from voiceprint.encoders.paddle_fetch import FetchSettings, PretrainedSpec, resolve_model_root
 from voiceprint.errors import EncoderUnavailable
@@ -68,7 +69,7 @@ class PaddleEncoder(Encoder):
                                      f"not {opts.runtime!r}", reason="bad_encoder_option")
         self.model_root = Path(model_root)
         self.weights = self.read_config(self.model_root)
-        self.num_threads = opts.threads or pr.set_paddle_threads(None)
+        self.num_threads = opts.threads or default_threads(None)
         self._lock = threading.Lock()
         self._layers: tuple[Any, Any] | None = None
         self.runner_choice = self._choose()
@@ -114,7 +115,6 @@ class PaddleEncoder(Encoder):
         if allow_download is not None:
             options.setdefault("offline", not allow_download)
         opts = EncoderOptions.of(model_dir=model_dir, num_threads=num_threads, **options)
-        pr.import_paddle()
         root = resolve_model_root(cls.pretrained, opts.model_dir, fetch_settings(opts))
         return cls(root, opts)
 

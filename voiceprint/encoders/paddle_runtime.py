@@ -88,25 +88,6 @@ def lazy_init() -> Any:
     return guard() if guard is not None else nullcontext()
 
 
-_BLAS_CONTROLLER: Any = None
-
-
-def single_threaded_blas() -> Any:
-    """Context limiting numpy's BLAS to one thread (via threadpoolctl, when
-    installed). The front ends' small matrix products run several times
-    faster that way: threading them costs more than it saves, and idle BLAS
-    threads spin on the cores the model needs."""
-    global _BLAS_CONTROLLER
-    try:
-        if _BLAS_CONTROLLER is None:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS_CONTROLLER = ThreadpoolController()
-        return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
-    except Exception:  # threadpoolctl missing or failing: run as is
-        return nullcontext()
-
-
 def set_paddle_threads(num_threads: int | None) -> int:
     """Set paddle's CPU math threads for dygraph (process-wide); returns the count used."""
     n = int(num_threads) if num_threads else max(1, min(os.cpu_count() or 1, 8))

@@ -11,8 +11,9 @@ normalisation of the waveform (its loader's ``normal=True``), then
 ``paddle.audio.features.LogMelSpectrogram`` (32 kHz, n_fft 1024, hann window
 1024, hop 320 = 10 ms, 50-14000 Hz, 64 mel bands, power in dB) with settings
 from ``panns.yaml`` when it is there, as a ``[B, 1, T, 64]`` input. The
-log-mel is computed in numpy with paddle's own window and filterbank (same
-values within 1e-4 dB, several times faster than the paddle layer).
+log-mel is computed in numpy (:mod:`voiceprint.encoders.mel`: the same
+window, filterbank and dB scale, several times faster than the paddle layer,
+and no paddle import when a verified export runs).
 
 CNN14 halves time five times before its last block, so it needs at least 32
 frames (0.32 s); shorter clips are repeated end to end up to that length
@@ -29,7 +30,9 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
+from voiceprint.encoders import mel
 from voiceprint.encoders import paddle_runtime as pr
+from voiceprint.encoders.mel import single_threaded_blas
 from voiceprint.encoders.paddle_base import PaddleEncoder
 from voiceprint.encoders.paddle_fetch import PretrainedSpec
 from voiceprint.errors import AudioError, EncoderUnavailable
@@ -145,8 +148,6 @@ def build_cnn14(widths: tuple[int, ...], emb_size: int, classes: int, *, lazy: b
 
 def prepare_waveform(waveform: np.ndarray, min_samples: int) -> np.ndarray:
     """Validated, repeated up to ``min_samples``, peak-normalised float32 samples."""
-    from paddlespeech.audio.backends.soundfile_backend import normalize
-
     x = np.asarray(waveform, dtype=np.float32).reshape(-1)
     if x.size == 0:
         raise AudioError("empty waveform")
@@ -154,39 +155,17 @@ def prepare_waveform(waveform: np.ndarray, min_samples: int) -> np.ndarray:
         raise AudioError("waveform has NaN or infinite samples")
     if x.size < min_samples:
         x = np.tile(x, -(-min_samples // x.size))
-    return normalize(x, "linear", 1.0).astype(np.float32)
+    return mel.peak_normalize(x)
 
 
-def mel_filters(fc: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(analysis window ``(window_length,)``, mel filterbank ``(n_mels, n_fft//2+1)``)
-    exactly as ``paddle.audio.features.LogMelSpectrogram`` builds them."""
-    pr.import_paddle()
-    from paddle.audio.functional import compute_fbank_matrix, get_window
-
-    window = get_window(fc.window, fc.window_length, fftbins=True, dtype="float32").numpy()
-    if fc.window_length < fc.n_fft:  # paddle.signal.stft centres a shorter window
-        left = (fc.n_fft - fc.window_length) // 2
-        window = np.pad(window, (left, fc.n_fft - fc.window_length - left))
-    fbank = compute_fbank_matrix(sr=fc.sample_rate, n_fft=fc.n_fft, n_mels=fc.n_mels,
-                                 f_min=fc.f_min, f_max=fc.f_max, htk=False, norm="slaney",
-                                 dtype="float32").numpy()
-    return window.astype(np.float32), fbank.astype(np.float32)
-
-
-def log_mel(x: np.ndarray, fc: FeatureConfig, window: np.ndarray, fbank: np.ndarray) -> np.ndarray:
-    """``LogMelSpectrogram`` (power 2, centred frames, reflect padding, dB with
-    ref 1 and floor 1e-10) of one clip in numpy: ``(frames, n_mels)`` float32.
-    Matches paddle's layer within 1e-4 dB at a fifth of its cost."""
-    import scipy.fft
-
-    half = fc.n_fft // 2
-    xp = np.pad(x, half, mode="reflect")
-    frames = np.lib.stride_tricks.sliding_window_view(xp, fc.n_fft)[::fc.hop_length]
-    spec = scipy.fft.rfft(frames * window, axis=1, workers=1)
-    power = (spec.real * spec.real + spec.imag * spec.imag).astype(np.float32)
-    with pr.single_threaded_blas():
-        mel = power @ fbank.T
-    return (10.0 * np.log10(np.maximum(mel, 1e-10))).astype(np.float32)
+def log_mel(x: np.ndarray, fc: FeatureConfig) -> np.ndarray:
+    """``LogMelSpectrogram`` (power 2, centred frames, reflect padding, Hann
+    window, Slaney mel, dB with ref 1 and floor 1e-10) of one clip in numpy:
+    ``(frames, n_mels)`` float32."""
+    with single_threaded_blas():
+        return mel.log_mel(x, sr=fc.sample_rate, n_fft=fc.n_fft, hop=fc.hop_length,
+                           n_mels=fc.n_mels, fmin=fc.f_min, fmax=fc.f_max,
+                           win_length=fc.window_length)
 
 
 class PannsCnn14Encoder(PaddleEncoder):
@@ -202,9 +181,8 @@ class PannsCnn14Encoder(PaddleEncoder):
 
     def read_config(self, root: Path) -> Path:
         self.feature_config = fc = read_feature_config(root / "panns.yaml")
-        if fc.sample_rate != self.sample_rate or fc.n_mels != 64:
-            raise EncoderUnavailable("panns.yaml: expected 32000 Hz and 64 mel bands")
-        self._window, self._fbank = mel_filters(fc)
+        if fc.sample_rate != self.sample_rate or fc.n_mels != 64 or fc.window != "hann":
+            raise EncoderUnavailable("panns.yaml: expected 32000 Hz, 64 mel bands and a hann window")
         self.min_samples = (MIN_FRAMES - 1) * fc.hop_length
         return root / "cnn14.pdparams"
 
@@ -225,4 +203,4 @@ class PannsCnn14Encoder(PaddleEncoder):
     def features(self, waveform: np.ndarray) -> np.ndarray:
         """Network input ``(1, frames, 64)`` for one 32 kHz clip (log-mel, dB)."""
         x = prepare_waveform(waveform, self.min_samples)
-        return log_mel(x, self.feature_config, self._window, self._fbank)[None]
+        return log_mel(x, self.feature_config)[None]
