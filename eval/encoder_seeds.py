@@ -34,14 +34,14 @@ ECAPA_FULL_CONFIG: dict[str, Any] = {
 
 def write_random_ecapa(directory: Path, seed: int = 0) -> Path:
     """Full-size random ECAPA-TDNN training checkpoint (``backbone.`` keys +
-    classifier), laid out like PaddleSpeech's archive."""
+    classifier), laid out like PaddleSpeech's archive (kept once written)."""
+    if (directory / "model" / "model.pdparams").is_file():
+        return directory
     import paddle
     import yaml
     from paddlespeech.vector.models.ecapa_tdnn import EcapaTdnn
     from paddlespeech.vector.modules.sid_model import SpeakerIdetification
 
-    if (directory / "model" / "model.pdparams").is_file():
-        return directory
     paddle.seed(seed)
     model = SpeakerIdetification(backbone=EcapaTdnn(**ECAPA_FULL_CONFIG["model"]),
                                  num_class=ECAPA_FULL_CONFIG["num_speakers"])
@@ -53,13 +53,13 @@ def write_random_ecapa(directory: Path, seed: int = 0) -> Path:
 
 
 def write_random_cnn14(directory: Path, seed: int = 0) -> Path:
-    """Full-size random CNN14 checkpoint (``cnn14.pdparams`` + ``panns.yaml``)."""
+    """Full-size random CNN14 checkpoint (``cnn14.pdparams`` + ``panns.yaml``; kept once written)."""
+    if (directory / "cnn14.pdparams").is_file():
+        return directory
     import paddle
     import yaml
     from paddlespeech.cls.models.panns import CNN14
 
-    if (directory / "cnn14.pdparams").is_file():
-        return directory
     paddle.seed(seed)
     directory.mkdir(parents=True, exist_ok=True)
     feature = {"sample_rate": 32000, "n_fft": 1024, "hop_length": 320, "window": "hann",
