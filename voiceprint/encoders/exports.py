@@ -286,12 +286,10 @@ def load_export(key: ExportKey, cache_dir: str | Path, *,
         v = compare(got, want, tolerance)
         _save_probes(tmp / PROBES, inputs, want)
         _write_manifest(tmp, key, [*files, PROBES], v, {"tolerance": asdict(tolerance)})
-        try:
+        try:  # the runner has loaded the graph already; the files may move
             tmp.rename(entry)
-        except OSError:  # another process finished first: use its entry next time
+        except OSError:  # another process finished first: its entry serves next time
             pass
-        else:
-            runner = open_runner(entry)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -69,6 +69,7 @@ class Ge2eEncoder(Encoder):
 
         opts = options or EncoderOptions()
         voice_encoder, self._audio = _import_resemblyzer()
+        self._partial_slices = voice_encoder.compute_partial_slices
         weights = weights_path()
         self.max_windows = max_windows
         example = np.zeros((2, WINDOW_FRAMES, N_MELS), np.float32)
@@ -108,9 +109,7 @@ class Ge2eEncoder(Encoder):
         window = int(self.sample_rate * WINDOW_FRAMES / 100)
         if x.size < window:
             x = np.tile(x, -(-window // x.size))[:window]
-        from resemblyzer import VoiceEncoder
-
-        wav_slices, mel_slices = VoiceEncoder.compute_partial_slices(x.size, 1.3, 0.75)
+        wav_slices, mel_slices = self._partial_slices(x.size, 1.3, 0.75)
         needed = wav_slices[-1].stop
         if needed >= x.size:
             x = np.pad(x, (0, needed - x.size))
