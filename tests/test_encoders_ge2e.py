@@ -72,3 +72,17 @@ def test_weights_come_from_the_wheel_and_warmup_runs(ge2e_onnx: Any) -> None:
 
     assert weights_path().name == "pretrained.pt" and "resemblyzer" in weights_path().parts
     assert ge2e_onnx.warmup(rounds=1) > 0
+
+
+def test_mel_windows_equal_resemblyzers_own(ge2e_onnx: Any) -> None:
+    from resemblyzer import audio
+
+    for seconds, seed in ((0.3, 1), (2.2, 2), (5.0, 3)):
+        x = speechlike(seconds, seed)
+        window = 25600
+        xs = np.tile(x, -(-window // x.size))[:window] if x.size < window else x
+        xs = audio.normalize_volume(xs, audio.audio_norm_target_dBFS, increase_only=True)
+        want = audio.wav_to_mel_spectrogram(np.pad(xs, (0, 16000)))
+        got = ge2e_onnx.windows(x)
+        first = want[:160]
+        np.testing.assert_allclose(got[0], first, rtol=1e-3, atol=1e-6 * float(first.max()))

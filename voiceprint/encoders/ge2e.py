@@ -3,7 +3,8 @@
 Its pretrained weights ship inside the ``resemblyzer`` wheel
 (``resemblyzer/pretrained.pt``), so it works offline. A clip is cut into
 1.6 s partial windows (rate 1.3 per second), each window (160 frames of 40
-mel bands) is embedded, and the clip's embedding is the L2-normalised mean of
+mel bands: resemblyzer's ``wav_to_mel_spectrogram``, computed in numpy by
+:mod:`voiceprint.encoders.mel`, 25 ms / 10 ms, power, no log) is embedded, and the clip's embedding is the L2-normalised mean of
 its windows -- resemblyzer's ``embed_utterance``, batched over all windows of
 all clips. A clip shorter than one window is repeated end to end to fill it
 (resemblyzer pads with silence, which drags short clips towards one
@@ -22,6 +23,7 @@ import numpy as np
 
 from voiceprint.encoders.base import Encoder, l2_normalize
 from voiceprint.encoders.exports import file_sha256, probe_clips
+from voiceprint.encoders.mel import mel_power, single_threaded_blas
 from voiceprint.encoders.options import EncoderOptions
 from voiceprint.errors import AudioError, EncoderUnavailable
 
@@ -43,6 +45,18 @@ def _import_resemblyzer() -> tuple[Any, Any]:
         raise EncoderUnavailable(f"the ge2e encoder needs resemblyzer and torch ({exc}): "
                                  f"{INSTALL_HINT}") from exc
     return VoiceEncoder, rz_audio
+
+
+def librosa_pad_mode() -> str:
+    """How the installed librosa pads centred frames (resemblyzer's mel comes
+    from it): zeros since librosa 0.10, reflection before."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        major, minor = (int(p) for p in version("librosa").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return "constant"
+    return "constant" if (major, minor) >= (0, 10) else "reflect"
 
 
 def weights_path() -> Path:
@@ -70,6 +84,7 @@ class Ge2eEncoder(Encoder):
         opts = options or EncoderOptions()
         voice_encoder, self._audio = _import_resemblyzer()
         self._partial_slices = voice_encoder.compute_partial_slices
+        self._pad_mode = librosa_pad_mode()
         weights = weights_path()
         self.max_windows = max_windows
         example = np.zeros((2, WINDOW_FRAMES, N_MELS), np.float32)
@@ -113,8 +128,10 @@ class Ge2eEncoder(Encoder):
         needed = wav_slices[-1].stop
         if needed >= x.size:
             x = np.pad(x, (0, needed - x.size))
-        mel = self._audio.wav_to_mel_spectrogram(x)
-        return np.stack([mel[s] for s in mel_slices]).astype(np.float32)
+        with single_threaded_blas():
+            spec = mel_power(x, sr=self.sample_rate, n_fft=400, hop=160, n_mels=N_MELS, fmin=0.0,
+                             fmax=self.sample_rate / 2, pad_mode=self._pad_mode)
+        return np.stack([spec[s] for s in mel_slices]).astype(np.float32)
 
     def embed_batch(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         if not len(waveforms):

@@ -57,11 +57,13 @@ def hann_window(win_length: int, n_fft: int) -> np.ndarray:
     return np.pad(w, (left, n_fft - win_length - left)).astype(np.float64)
 
 
-def power_spectrogram(x: np.ndarray, n_fft: int, hop: int, win_length: int) -> np.ndarray:
-    """``|STFT|^2`` of centred, reflect-padded frames: ``(frames, n_fft // 2 + 1)`` float32."""
+def power_spectrogram(x: np.ndarray, n_fft: int, hop: int, win_length: int,
+                      pad_mode: str = "reflect") -> np.ndarray:
+    """``|STFT|^2`` of centred frames (``pad_mode``: "reflect" as PaddleSpeech,
+    "constant" = zeros as librosa >= 0.10): ``(frames, n_fft // 2 + 1)`` float32."""
     import scipy.fft
 
-    xp = np.pad(np.asarray(x, dtype=np.float32), n_fft // 2, mode="reflect")
+    xp = np.pad(np.asarray(x, dtype=np.float32), n_fft // 2, mode=pad_mode)  # type: ignore[call-overload]
     frames = np.lib.stride_tricks.sliding_window_view(xp, n_fft)[::hop]
     spec = scipy.fft.rfft(frames * hann_window(win_length, n_fft), axis=1, workers=1)
     return (spec.real * spec.real + spec.imag * spec.imag).astype(np.float32)
@@ -73,6 +75,14 @@ def log_mel(x: np.ndarray, *, sr: int, n_fft: int, hop: int, n_mels: int, fmin: 
     power = power_spectrogram(x, n_fft, hop, win_length or n_fft)
     mel = power @ slaney_filterbank(sr, n_fft, n_mels, float(fmin), float(fmax)).T
     return (10.0 * np.log10(np.maximum(mel, 1e-10))).astype(np.float32)
+
+
+def mel_power(x: np.ndarray, *, sr: int, n_fft: int, hop: int, n_mels: int, fmin: float,
+              fmax: float, pad_mode: str = "reflect") -> np.ndarray:
+    """Mel power spectrogram ``(frames, n_mels)`` float32 (no log), as
+    ``librosa.feature.melspectrogram`` computes it."""
+    power = power_spectrogram(x, n_fft, hop, n_fft, pad_mode)
+    return (power @ slaney_filterbank(sr, n_fft, n_mels, float(fmin), float(fmax)).T).astype(np.float32)
 
 
 def peak_normalize(x: np.ndarray) -> np.ndarray:
