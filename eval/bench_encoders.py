@@ -58,7 +58,11 @@ from typing import Any
 import numpy as np
 
 from eval.encoder_seeds import RANDOM_DIR, RANDOM_WRITERS, seed_pipeline, test_clip
-from eval.encoder_seeds import write_random_cnn14, write_random_ecapa  # noqa: F401 (used by eval.bench_sounds)
+from eval.encoder_seeds import write_random_cnn14, write_random_ecapa
+
+#: write_random_* stay importable from here (eval.bench_sounds uses them)
+__all__ = ["main", "measure", "matmul_peak_gflops", "ort_matmul_peak_gflops",
+           "write_random_cnn14", "write_random_ecapa"]
 
 CACHE_DIR = Path(__file__).resolve().parent / "cache" / "voiceprint-cache"
 ALL = "campplus,ge2e,ecapa_tdnn,panns_cnn14"

@@ -33,7 +33,6 @@ def node_flops(node: Any, shapes: dict[str, tuple[int, ...]]) -> float:
     out = shapes.get(node.output[0]) if node.output else None
     if op in ("Conv", "ConvTranspose"):
         w = shapes[node.input[1]]
-        group = int(_attr(node, "group", 1))
         if op == "Conv":  # out: (N, Cout, *spatial); w: (Cout, Cin/g, *k)
             return 2.0 * float(np.prod(out)) * w[1] * float(np.prod(w[2:]))
         x = shapes[node.input[0]]  # ConvTranspose: every input element scatters a kernel
