@@ -97,10 +97,11 @@ def speak(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., bytes]:
 
 # -- models -------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def ge2e() -> Any:
+def ge2e(tmp_path_factory: pytest.TempPathFactory) -> Any:
     pytest.importorskip("resemblyzer")
     from voiceprint.encoders.registry import load_encoder
-    return load_encoder("ge2e")
+    # its ONNX export is built and verified once per session, in a private cache
+    return load_encoder("ge2e", cache_dir=str(tmp_path_factory.mktemp("encoder_cache")))
 
 
 # -- databases ----------------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from voiceprint.encoders.registry import SPECS
 from voiceprint.errors import VoiceprintError
 from voiceprint.scoring.calibration import point_from_results
 from voiceprint.scoring.defaults import encoder_defaults, measured_default_thresholds
@@ -38,11 +39,13 @@ __all__ = ["OperatingPoint", "DEFAULT_THRESHOLDS", "NORMALIZATION_SETTINGS", "De
            "resolve_operating_point", "open_set_basis", "enrolled_count", "consistency_rule",
            "active_summary"]
 
-#: uncalibrated cosine thresholds per encoder (until EncoderSpec.default_threshold exists):
-#: measured ones come from voiceprint/scoring/encoder_defaults.json (threshold at FAR 0.1 %
-#: on FSDD + synthesised voices, see notes/calib.md); ecapa_tdnn has no real weights here,
-#: its 0.30 is the old first guess, not a measurement
-DEFAULT_THRESHOLDS: dict[str, float] = {"ecapa_tdnn": 0.30, **measured_default_thresholds()}
+#: uncalibrated cosine thresholds per encoder: EncoderSpec.default_threshold, replaced by
+#: the measured ones of voiceprint/scoring/encoder_defaults.json where they exist (threshold
+#: at FAR 0.1 % on FSDD + synthesised voices; ecapa_tdnn has no real weights here, so its
+#: spec value is a first guess, not a measurement)
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    **{name: spec.default_threshold for name, spec in SPECS.items()},
+    **measured_default_thresholds()}
 FALLBACK_THRESHOLD = 0.5
 NORMALIZATION_SETTINGS = ("auto", "none", "asnorm")
 
