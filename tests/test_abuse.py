@@ -256,3 +256,13 @@ def test_a_key_scanner_is_slowed_down_without_audit_floods(client, rt):
     assert audited.status_code == 429  # the scanner's address (the test client) is still locked
     from voiceprint.services import audit
     assert audit.query(rt.engine, tenant_id=None, action="auth_failed")["total"] == 30
+
+
+def test_a_second_voice_in_one_enrollment_is_refused(client, voices):
+    sid = client.post("/speakers", json={"external_id": "mixed"}).json["id"]
+    r = enroll(client, sid, [*voices["flite:awb"][:3], voices["flite:slt"][0]])
+    assert r.status_code == 201
+    assert [c["index"] for c in r.json["accepted"]] == [0, 1, 2]
+    (odd,) = r.json["rejected"]
+    assert odd["index"] == 3 and odd["reasons"][0]["reason"] == "different_speaker"
+    assert all(not c["warnings"] for c in r.json["accepted"])
