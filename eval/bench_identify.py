@@ -1,166 +1,339 @@
-"""End-to-end identify latency with many enrolled utterances.
+"""Identify at scale on the server path: a real `voiceprint serve` against a Milvus server.
 
-    python -m eval.bench_identify [--encoder ge2e] [--utterances 650000] [--per-speaker 10]
-                                  [--milvus-server | --milvus URI] [--repeat 50]
+    python -m eval.bench_identify [--encoder campplus] [--utterances 650000]
+        [--per-speaker 200] [--workers 2] [--threads 2] [--num-threads 1]
+        [--clients 1,4] [--requests 60] [--speaker-models centroid,best_utterance]
+        [--milvus URI] [--database-url URL]
 
-Fills a fresh SQLite database and Milvus with ``--utterances`` synthetic
-utterance embeddings (``--per-speaker`` per speaker, L2-normalised clusters
-of the encoder's dimension, voiceprints = their means), enrolls one real
-voice through the service, then times ``POST /identify`` with a 5 s clip
-through the Flask test client: total, and its parts (embedding, search).
-Prints a Markdown table; nothing is asserted.
+1. Fills the database and Milvus (a local server started from the ``milvus``
+   package unless ``--milvus``) with ``--utterances`` synthetic utterance
+   embeddings of the encoder's dimension (``--per-speaker`` per speaker,
+   voiceprints = their means), then waits until the HNSW index covers them.
+2. Starts ``voiceprint serve`` (gunicorn's asyncio worker, the given
+   worker/thread layout), creates an API key and enrolls the 6 real FSDD
+   speakers through the HTTP API (3 recordings each).
+3. Times ``POST /identify`` of real 5 s clips (held-out FSDD digits of the
+   enrolled speakers): the first request after start, then ``--requests``
+   per client with 1 and 4 concurrent clients: p50/p99 end to end,
+   throughput, top-1 of the real speakers, and the split from the service's
+   ``Server-Timing`` header (decode, vad, resample, embed, search,
+   normalise, db).
+4. Reports the resident memory of each worker process.
+
+With ``best_utterance`` the search runs over all utterance vectors (the
+650k); with ``centroid`` (the default model) over one voiceprint per
+speaker. Prints Markdown tables; nothing is asserted.
 """
 from __future__ import annotations
 
-from eval.datasets import fsdd_dir
-
 import argparse
 import contextlib
+import http.client
 import io
+import json
+import os
+import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import soundfile as sf
 
-from voiceprint.stores.records import speakers, to_blob, utcnow, utterances, voiceprints
+from eval.datasets import fsdd_dir
 
-FSDD = fsdd_dir()
+SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
+STAGES = ("decode", "vad", "resample", "embed", "search", "normalise", "db", "auth", "total")
 
 
-def five_second_clip(sr: int = 8000) -> bytes:
-    """About 5 s of real speech (FSDD digits of one speaker) or a voiced synthetic signal."""
-    if FSDD.is_dir():
-        parts, total = [], 0
-        for p in sorted(FSDD.glob("*_jackson_*.wav")):
-            x, sr = sf.read(p, dtype="float32")
-            parts.append(x)
-            total += len(x)
-            if total >= 5 * sr:
-                break
-        x = np.concatenate(parts)[: 5 * sr]
-    else:
-        t = np.arange(5 * sr) / sr
-        x = (0.3 * np.sin(2 * np.pi * 140 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+# -- audio ------------------------------------------------------------------------------
+def _wav(paths: list[Path], gap_s: float = 0.1) -> bytes:
+    parts, rate = [], 8000
+    for p in paths:
+        x, rate = sf.read(p, dtype="float32")
+        parts += [x, np.zeros(int(gap_s * rate), np.float32)]
     buf = io.BytesIO()
-    sf.write(buf, x, sr, format="WAV")
+    sf.write(buf, np.concatenate(parts), rate, format="WAV")
     return buf.getvalue()
 
 
-def populate(rt: Any, dim: int, n_utt: int, per_speaker: int, encoder: str, chunk: int = 20000) -> None:
-    """Bulk rows + vectors: speakers, utterances, voiceprints (synthetic embeddings)."""
+def enrollment_clips(fsdd: Path, speaker: str) -> list[bytes]:
+    train = [fsdd / f"{d}_{speaker}_{5 + d}.wav" for d in range(10)]
+    return [_wav(train[a:b]) for a, b in ((0, 4), (4, 7), (7, 10))]
+
+
+def query_clips(fsdd: Path, speaker: str, n: int = 4) -> list[bytes]:
+    """About 5 s of held-out speech each: digits 0-9 of test index i (FSDD split 0-4)."""
+    return [_wav([fsdd / f"{d}_{speaker}_{i}.wav" for d in range(10)]) for i in range(n)]
+
+
+# -- HTTP -------------------------------------------------------------------------------
+def multipart(fields: dict[str, Any]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    out = []
+    for name, value in fields.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, bytes):
+                out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                           f'filename="{name}.wav"\r\nContent-Type: audio/wav\r\n\r\n'.encode()
+                           + item + b"\r\n")
+            else:
+                out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                           f'{item}\r\n'.encode())
+    return b"".join(out) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def call(port: int, method: str, path: str, key: str, body: bytes | None = None,
+         ctype: str | None = None) -> tuple[int, Any, dict[str, str], float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    headers = {"Authorization": f"Bearer {key}"}
+    if ctype:
+        headers["Content-Type"] = ctype
+    t0 = time.perf_counter()
+    conn.request(method, path, body=body, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    return resp.status, json.loads(data) if data else None, dict(resp.getheaders()), elapsed
+
+
+def server_timing(header: str) -> dict[str, float]:
+    out = {}
+    for part in header.split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        if dur:
+            out[name] = float(dur)
+    return out
+
+
+# -- the stores ---------------------------------------------------------------------------
+def populate(rt: Any, dim: int, n_utt: int, per_speaker: int, encoder: str,
+             chunk: int = 20_000) -> float:
+    """Synthetic speakers, utterances and voiceprints, rows and vectors; seconds taken."""
+    from voiceprint.stores.records import speakers, utcnow, utterances, voiceprints
+    from voiceprint.stores.types import to_blob
+
     rng = np.random.default_rng(0)
     n_spk = n_utt // per_speaker
     utt_coll, spk_coll = rt.collection(encoder, "utterances"), rt.collection(encoder, "speakers")
-    rt.vectors.ensure_collection(utt_coll, dim)
-    rt.vectors.ensure_collection(spk_coll, dim)
+    for coll in (utt_coll, spk_coll):
+        rt.vectors.ensure_collection(coll, dim)
     now = utcnow()
     t0 = time.perf_counter()
-    spk_per_chunk = max(1, chunk // per_speaker)
-    for s0 in range(0, n_spk, spk_per_chunk):
-        s1 = min(n_spk, s0 + spk_per_chunk)
-        ids = np.arange(s0 + 1, s1 + 1)
+    step = max(1, chunk // per_speaker)
+    for s0 in range(0, n_spk, step):
+        ids = np.arange(s0 + 1, min(n_spk, s0 + step) + 1)
         centres = rng.standard_normal((len(ids), dim)).astype(np.float32)
         centres /= np.linalg.norm(centres, axis=1, keepdims=True)
         utt = np.repeat(centres, per_speaker, axis=0) + 0.9 * rng.standard_normal(
             (len(ids) * per_speaker, dim)).astype(np.float32) / np.sqrt(dim)
         utt /= np.linalg.norm(utt, axis=1, keepdims=True)
         owners = np.repeat(ids, per_speaker)
-        utt_ids = np.arange(s0 * per_speaker + 1, s1 * per_speaker + 1)
+        utt_ids = np.arange(s0 * per_speaker + 1, s0 * per_speaker + len(utt) + 1)
         vps = utt.reshape(len(ids), per_speaker, dim).mean(axis=1)
         vps /= np.linalg.norm(vps, axis=1, keepdims=True)
         with rt.engine.begin() as conn:
             conn.execute(speakers.insert(), [
-                {"id": int(i), "tenant_id": 1, "external_id": f"synthetic-{i}", "name": None, "meta": {},
-                 "created_at": now, "updated_at": now} for i in ids])
+                {"id": int(i), "tenant_id": 1, "external_id": f"synthetic-{i}", "name": None,
+                 "meta": {}, "created_at": now, "updated_at": now} for i in ids])
             conn.execute(utterances.insert(), [
                 {"id": int(u), "speaker_id": int(o), "encoder": encoder, "embedding": to_blob(v),
-                 "filename": None, "content_sha256": "0" * 64, "audio_key": None, "duration_s": 3.0,
-                 "speech_s": 3.0, "sample_rate": 16000, "created_at": now}
+                 "filename": None, "content_sha256": f"{u:064x}", "audio_key": None,
+                 "duration_s": 3.0, "speech_s": 3.0, "sample_rate": 16000, "created_at": now}
                 for u, o, v in zip(utt_ids, owners, utt)])
             conn.execute(voiceprints.insert(), [
                 {"speaker_id": int(i), "encoder": encoder, "embedding": to_blob(v),
-                 "n_utterances": per_speaker, "speech_s": 30.0, "enrolled": True, "updated_at": now}
-                for i, v in zip(ids, vps)])
+                 "n_utterances": per_speaker, "speech_s": 3.0 * per_speaker, "enrolled": True,
+                 "updated_at": now} for i, v in zip(ids, vps)])
         rt.vectors.insert(utt_coll, utt_ids.tolist(), utt, owners.tolist(), tenant=1)
         rt.vectors.insert(spk_coll, ids.tolist(), vps, ids.tolist(), tenant=1)
-        print(f"  {s1 * per_speaker:,} utterances ({time.perf_counter() - t0:.0f} s)", flush=True)
-    rt.vectors.flush(utt_coll)
-    rt.vectors.flush(spk_coll)
+        print(f"  {int(utt_ids[-1]):,} utterances ({time.perf_counter() - t0:.0f} s)", flush=True)
+    for coll in (utt_coll, spk_coll):
+        rt.vectors.flush(coll)
+    for coll in (utt_coll, spk_coll):
+        state = rt.vectors.wait_index(coll)
+        print(f"  index of {coll}: {state}", flush=True)
+    return time.perf_counter() - t0
 
 
 @contextlib.contextmanager
-def milvus_uri(args: argparse.Namespace, tmp: Path) -> Iterator[str]:
-    if args.milvus_server:
-        from voiceprint.stores.milvus_server import milvus_server
-        with milvus_server(tmp / "milvus-server") as uri:
-            yield uri
-    else:
-        yield args.milvus or str(tmp / "milvus.db")
+def milvus(args: argparse.Namespace, tmp: Path) -> Iterator[str]:
+    if args.milvus:
+        yield args.milvus
+        return
+    from voiceprint.stores.milvus_server import milvus_server
+    with milvus_server(tmp / "milvus-server") as uri:
+        yield uri
 
 
-def percentile_ms(xs: list[float], q: float) -> float:
-    return float(np.percentile(np.array(xs) * 1000, q))
+@contextlib.contextmanager
+def serving(env: dict[str, str], port: int, workers: int, threads: int) -> Iterator[subprocess.Popen]:
+    proc = subprocess.Popen([sys.executable, "-m", "voiceprint", "serve", "--bind",
+                             f"127.0.0.1:{port}", "--workers", str(workers), "--threads",
+                             str(threads)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/health/ready")
+                if conn.getresponse().status == 200:
+                    break
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("voiceprint serve did not become ready")
+        yield proc
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(30)
+        if proc.poll() is None:
+            proc.kill()
+
+
+def worker_rss_mb(master_pid: int) -> list[float]:
+    """Resident memory of the gunicorn workers (children of the master), MB."""
+    out = []
+    for child in Path("/proc").iterdir():
+        if not child.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            status = (child / "status").read_text()
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            ppid = int(fields["PPid"].strip())
+            if ppid == master_pid:
+                out.append(int(fields["VmRSS"].split()[0]) / 1024)
+    return sorted(out)
+
+
+# -- measuring --------------------------------------------------------------------------------
+def run_clients(port: int, key: str, queries: list[tuple[str, bytes]], clients: int,
+                requests: int) -> dict[str, Any]:
+    lat: list[float] = []
+    stages: dict[str, list[float]] = {s: [] for s in STAGES}
+    hits = [0, 0]
+    lock = threading.Lock()
+
+    def worker(offset: int) -> None:
+        for i in range(requests):
+            spk, clip = queries[(offset + i) % len(queries)]
+            body, ctype = multipart({"clip": clip})
+            status, out, headers, elapsed = call(port, "POST", "/identify", key, body, ctype)
+            timing = server_timing(headers.get("Server-Timing", ""))
+            with lock:
+                lat.append(elapsed)
+                for s in STAGES:
+                    stages[s].append(timing.get(s, 0.0))
+                hits[1] += 1
+                hits[0] += int(status == 200 and bool(out["candidates"])
+                               and out["candidates"][0]["external_id"] == spk)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(k * 7,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    ms = np.array(lat) * 1000
+    return {"clients": clients, "n": len(lat), "p50": float(np.percentile(ms, 50)),
+            "p99": float(np.percentile(ms, 99)), "rps": len(lat) / wall,
+            "top1": hits[0] / max(hits[1], 1),
+            "stages": {s: statistics.median(v) for s, v in stages.items() if v}}
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--encoder", default="ge2e")
-    p.add_argument("--model-dir", default=None)
+    p.add_argument("--encoder", default="campplus")
+    p.add_argument("--sound-encoder", default="aisfx", help="loaded too (memory figure)")
     p.add_argument("--utterances", type=int, default=650_000)
-    p.add_argument("--per-speaker", type=int, default=10)
-    p.add_argument("--milvus", default=None, help="Milvus URI (default: a Milvus Lite file)")
-    p.add_argument("--milvus-server", action="store_true", help="start a local Milvus server")
-    p.add_argument("--speaker-model", default="centroid", choices=["centroid", "best_utterance"])
-    p.add_argument("--repeat", type=int, default=50)
+    p.add_argument("--per-speaker", type=int, default=200)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="request threads per worker")
+    p.add_argument("--num-threads", type=int, default=1, help="model threads per call")
+    p.add_argument("--clients", default="1,4")
+    p.add_argument("--requests", type=int, default=60, help="per client")
+    p.add_argument("--speaker-models", default="centroid,best_utterance")
+    p.add_argument("--milvus", default=None, help="a Milvus server URI (default: start one)")
+    p.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
     args = p.parse_args(argv)
+    fsdd = fsdd_dir()
+    if not fsdd.is_dir():
+        sys.exit(f"FSDD recordings are needed for real queries: {fsdd} (or $VOICEPRINT_FSDD)")
 
     from voiceprint import create_app
-    from voiceprint.services.intake import Upload
-    from voiceprint.services.recognition import RecognitionService
+    from voiceprint.services.access import AccessService
     from voiceprint.stores import migrate
+    from voiceprint.stores.milvus_server import free_port
 
-    with tempfile.TemporaryDirectory() as tmpdir, milvus_uri(args, Path(tmpdir)) as uri:
+    with tempfile.TemporaryDirectory() as tmpdir, milvus(args, Path(tmpdir)) as uri:
         tmp = Path(tmpdir)
-        url = f"sqlite:///{tmp / 'vp.db'}"
+        url = args.database_url or f"sqlite:///{tmp / 'vp.db'}"
+        prefix = f"bench{uuid.uuid4().hex[:8]}"
         migrate.upgrade(url)
-        app = create_app({"DATABASE_URL": url, "MILVUS_URI": uri, "AUDIO_DIR": str(tmp / "audio"),
-                          "SPEAKER_ENCODER": args.encoder, "PRELOAD_MODELS": False,
-                          "SPEAKER_MODEL": args.speaker_model,
-                          "ECAPA_MODEL_DIR": args.model_dir or ""})
+        env = {**os.environ, "VOICEPRINT_DATA_DIR": str(tmp), "VOICEPRINT_DATABASE_URL": url,
+               "VOICEPRINT_MILVUS_URI": uri, "VOICEPRINT_MILVUS_PREFIX": prefix,
+               "VOICEPRINT_SPEAKER_ENCODER": args.encoder, "VOICEPRINT_SOUND_ENCODER": args.sound_encoder,
+               "VOICEPRINT_NUM_THREADS": str(args.num_threads),
+               "VOICEPRINT_RATE_LIMIT": "1000000/minute",
+               "VOICEPRINT_MIN_CLIP_SPEECH_SECONDS": "0.5"}
+        app = create_app({"DATABASE_URL": url, "MILVUS_URI": uri, "DATA_DIR": str(tmp),
+                          "MILVUS_COLLECTION_PREFIX": prefix, "SPEAKER_ENCODER": args.encoder,
+                          "PRELOAD_MODELS": False})
         rt = app.extensions["voiceprint"]
-        encoder = rt.speaker_encoder()
-        print(f"populating {args.utterances:,} utterances ({encoder.name}, {encoder.dim}-d) into {uri}")
-        populate(rt, encoder.dim, args.utterances, args.per_speaker, encoder.name)
-
-        clip = five_second_clip()
-        client = app.test_client()
-        svc = RecognitionService(rt, 1)
-        wave = svc.embed_query(Upload(clip))  # warm-up, and the decoded query
-        totals, embeds, searches = [], [], []
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            r = client.post("/identify", data={"clip": (io.BytesIO(clip), "q.wav")},
-                            content_type="multipart/form-data")
-            totals.append(time.perf_counter() - t0)
-            assert r.status_code == 200, r.json
-            t0 = time.perf_counter()
-            vec, _ = svc.embed_query(Upload(clip))
-            embeds.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            svc._search(encoder.name, vec, 5)
-            searches.append(time.perf_counter() - t0)
-        del wave
-        kind = "Milvus server" if not uri.endswith(".db") else "Milvus Lite"
-        print(f"\n| {args.utterances:,} utterances, {encoder.name}, {kind}, {args.speaker_model} "
-              f"| p50 ms | p90 ms | p99 ms |\n|---|---|---|---|")
-        for name, xs in (("identify end to end (HTTP)", totals), ("decode+VAD+embed 5 s", embeds),
-                         ("vector search", searches)):
-            print(f"| {name} | {percentile_ms(xs, 50):.1f} | {percentile_ms(xs, 90):.1f} | "
-                  f"{percentile_ms(xs, 99):.1f} |")
+        dim = rt.speaker_encoder().dim
+        print(f"populating {args.utterances:,} utterances ({args.encoder}, {dim}-d, "
+              f"{args.per_speaker} per speaker) on {uri}", flush=True)
+        fill_s = populate(rt, dim, args.utterances, args.per_speaker, args.encoder)
+        key = AccessService(rt).create_key("default", "bench", ["all"])[1]
         rt.close()
+        queries = [(spk, q) for spk in SPEAKERS for q in query_clips(fsdd, spk)]
+        rows: list[tuple[str, dict[str, Any]]] = []
+        for model in args.speaker_models.split(","):
+            port = free_port()
+            with serving({**env, "VOICEPRINT_SPEAKER_MODEL": model}, port, args.workers,
+                         args.threads) as proc:
+                if model == args.speaker_models.split(",")[0]:
+                    for spk in SPEAKERS:
+                        _, made, _, _ = call(port, "POST", "/speakers", key,
+                                             json.dumps({"external_id": spk}).encode(),
+                                             "application/json")
+                        body, ctype = multipart({"clips": enrollment_clips(fsdd, spk)})
+                        status, out, _, _ = call(port, "POST", f"/speakers/{made['id']}/enrollments",
+                                                 key, body, ctype)
+                        print(f"  enrolled {spk}: {status} {out['enrollment']['status']}", flush=True)
+                body, ctype = multipart({"clip": queries[0][1]})
+                first = call(port, "POST", "/identify", key, body, ctype)[3] * 1000
+                for clients in (int(c) for c in args.clients.split(",")):
+                    res = run_clients(port, key, queries, clients, args.requests)
+                    res["first_ms"] = first
+                    res["rss"] = worker_rss_mb(proc.pid)
+                    rows.append((model, res))
+                    print(f"  {model}, {clients} client(s): {res}", flush=True)
+
+    print(f"\n{args.utterances:,} utterances ({args.utterances // args.per_speaker:,} speakers + 6 "
+          f"real), {args.encoder}, Milvus server HNSW, gunicorn asyncio worker x {args.workers}, "
+          f"{args.threads} request threads, {args.num_threads} model thread(s) per call; filled "
+          f"and indexed in {fill_s:.0f} s\n")
+    print("| speaker model | clients | p50 ms | p99 ms | req/s | top-1 (real) | first request ms "
+          "| worker RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for model, r in rows:
+        print(f"| {model} | {r['clients']} | {r['p50']:.0f} | {r['p99']:.0f} | {r['rps']:.1f} | "
+              f"{r['top1']:.2f} | {r['first_ms']:.0f} | {', '.join(f'{x:.0f}' for x in r['rss'])} |")
+    print("\nmedian per stage (ms, from Server-Timing):\n")
+    print("| speaker model | clients | " + " | ".join(s for s in STAGES) + " |")
+    print("|---|---|" + "---|" * len(STAGES))
+    for model, r in rows:
+        print(f"| {model} | {r['clients']} | " +
+              " | ".join(f"{r['stages'].get(s, 0):.1f}" for s in STAGES) + " |")
 
 
 if __name__ == "__main__":

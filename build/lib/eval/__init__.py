@@ -1,1 +1,0 @@
-"""Benchmarks and evaluations: ``python -m eval.cnceleb``, ``python -m eval.speakers``."""
