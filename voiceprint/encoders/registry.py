@@ -24,11 +24,17 @@ def _panns(**options: object) -> Encoder:
     return PannsCnn14Encoder.load(**options)  # type: ignore[arg-type]
 
 
+def _aisfx(**options: object) -> Encoder:
+    from voiceprint.encoders.aisfx import AisfxEncoder
+    return AisfxEncoder.load(**options)  # type: ignore[arg-type]
+
+
 #: name -> (kind, loader). ``kind`` is "speaker" or "sound".
 ENCODERS: dict[str, tuple[str, Loader]] = {
     "ecapa_tdnn": ("speaker", _ecapa),
     "ge2e": ("speaker", _ge2e),
     "panns_cnn14": ("sound", _panns),
+    "aisfx": ("sound", _aisfx),
 }
 
 
