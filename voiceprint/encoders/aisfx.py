@@ -31,6 +31,12 @@ Front end, as the package's own librosa path computes it
   below about 1.2 s and zero-pads above; repeating beat zero-padding under
   noise: 20 dB top-3 90% vs 66%).
 
+Inference runs on ONNX Runtime when it is installed (``backend="onnxruntime"``,
+the default): the network is exported with ``torch.onnx.export`` in memory at
+load time (about 1 s, nothing cached on disk) and checked against PyTorch on a
+probe input; measured 27 vs 81 ms wall per block (19 vs 54 ms CPU), batch 8,
+2 threads, loaded machine. ``backend="torch"`` keeps PyTorch.
+
 Outputs: :meth:`AisfxEncoder.embed_blocks_batch` gives every block's
 L2-normalised 512-dim vector (block ``i`` starts at ``i * 50`` frames, the
 last one at ``frames - 100``); :meth:`embed_batch` gives the file-level
@@ -48,6 +54,9 @@ import numpy as np
 from voiceprint.encoders.base import Encoder, l2_normalize
 from voiceprint.errors import AudioError, EncoderUnavailable
 
+BACKENDS = ("onnxruntime", "torch")
+#: largest |onnxruntime - torch| accepted on the load-time probe (outputs are O(1))
+PROBE_TOLERANCE = 1e-3
 INSTALL_ADVICE = "pip install --no-deps aisfx==0.1.2 (the wheel carries the weights)"
 CHECKPOINT_NAME = "checkpoint.pth"
 
@@ -201,7 +210,7 @@ class AisfxEncoder(Encoder):
     kind = "sound"
 
     def __init__(self, checkpoint: str | Path, *, num_threads: int | None = None,
-                 max_blocks: int = 32) -> None:
+                 max_blocks: int = 32, backend: str | None = None) -> None:
         try:
             import librosa  # noqa: F401
             import torch
@@ -228,6 +237,52 @@ class AisfxEncoder(Encoder):
         self.front_end = FRONT_END
         self._basis = mel_basis(self.front_end)
         self.max_blocks = max(1, int(max_blocks))
+        self._session: Any = None
+        self.backend = self._start_backend(backend)
+
+    def _start_backend(self, backend: str | None) -> str:
+        """``onnxruntime`` (exported in memory, probe-checked) or ``torch``."""
+        if backend is not None and backend not in BACKENDS:
+            raise EncoderUnavailable(f"unknown aisfx backend {backend!r}; use one of "
+                                     f"{', '.join(BACKENDS)}", reason="unknown_backend")
+        if backend == "torch":
+            return "torch"
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            if backend == "onnxruntime":
+                raise EncoderUnavailable(f"onnxruntime is not installed ({exc}): "
+                                         "pip install onnxruntime") from exc
+            return "torch"
+        import io
+        import warnings
+
+        torch = self._torch
+        probe = np.random.default_rng(0).random((2, self.front_end.block_frames,
+                                                 self.front_end.n_mels)).astype(np.float32)
+        buf = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(self._model, (torch.from_numpy(probe),), buf,
+                              input_names=["blocks"], output_names=["embeddings"],
+                              dynamic_axes={"blocks": {0: "n"}, "embeddings": {0: "n"}},
+                              opset_version=17, dynamo=False)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(self.num_threads)
+        opts.inter_op_num_threads = 1
+        session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+        want = self._torch_forward(probe)
+        got = session.run(None, {"blocks": probe})[0]
+        if not np.allclose(got, want, atol=PROBE_TOLERANCE, rtol=0):
+            raise EncoderUnavailable("the ONNX export of the aisfx network disagrees with "
+                                     f"PyTorch (max diff {np.abs(got - want).max():.2e}); "
+                                     "use backend='torch'")
+        self._session = session
+        return "onnxruntime"
+
+    def _torch_forward(self, blocks: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            return self._model(self._torch.from_numpy(np.ascontiguousarray(blocks))).numpy()
 
     @classmethod
     def load(cls, model_dir: str | None = None, num_threads: int | None = None,
@@ -247,12 +302,13 @@ class AisfxEncoder(Encoder):
 
     def run_blocks(self, blocks: np.ndarray) -> np.ndarray:
         """Raw (unnormalised) network outputs ``(n, dim)`` for ``(n, frames, 96)`` inputs."""
-        torch = self._torch
         out = []
-        with torch.inference_mode():
-            for start in range(0, len(blocks), self.max_blocks):
-                chunk = torch.from_numpy(np.ascontiguousarray(blocks[start:start + self.max_blocks]))
-                out.append(self._model(chunk).numpy())
+        for start in range(0, len(blocks), self.max_blocks):
+            chunk = np.ascontiguousarray(blocks[start:start + self.max_blocks], dtype=np.float32)
+            if self._session is not None:
+                out.append(self._session.run(None, {"blocks": chunk})[0])
+            else:
+                out.append(self._torch_forward(chunk))
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
 
     # -- embeddings --------------------------------------------------------------------
@@ -282,5 +338,5 @@ class AisfxEncoder(Encoder):
 
     def describe(self) -> dict[str, object]:
         fe = self.front_end
-        return {**super().describe(), "backend": "torch",
+        return {**super().describe(), "backend": self.backend,
                 "block_seconds": round(fe.block_seconds, 3), "hop_seconds": round(fe.hop_seconds, 3)}
