@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -17,7 +18,7 @@ from voiceprint.encoders.registry import ENCODERS, load_encoder
 from voiceprint.errors import EncoderUnavailable, VoiceprintError
 from voiceprint.stores.blobs import BlobStore
 from voiceprint.stores.records import create_db_engine
-from voiceprint.stores.vectors import IndexSpec, VectorStore
+from voiceprint.stores.vectors import IndexSpec, VectorStore, is_local_uri
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,7 @@ class Runtime:
 
     @classmethod
     def from_config(cls, config: Config) -> "Runtime":
-        if not config.MILVUS_URI.startswith(("http://", "https://", "tcp://")):
-            from pathlib import Path
+        if is_local_uri(config.MILVUS_URI):
             Path(config.MILVUS_URI).parent.mkdir(parents=True, exist_ok=True)
         return cls(
             config=config,
@@ -99,7 +99,8 @@ class Runtime:
         return self.models.get(self.config.SOUND_ENCODER)
 
     def collection(self, encoder: str, kind: str) -> str:
-        """Milvus collection name, e.g. ``voiceprint_ge2e_utterances``."""
+        """Milvus collection name, e.g. ``voiceprint_ge2e_utterances`` or
+        ``voiceprint_aisfx_sounds_12`` (kind ``sounds_<library id>``)."""
         return f"{self.config.MILVUS_COLLECTION_PREFIX}_{encoder}_{kind}"
 
     def preload(self) -> None:

@@ -10,13 +10,15 @@ from typing import Any
 import marshmallow as ma
 import sqlalchemy as sa
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
-from voiceprint.api import runtime
+from voiceprint.api import runtime, tenant_id
+from voiceprint.api.auth import requires
+from voiceprint.api.blueprint import VoiceprintBlueprint
 from voiceprint.services.decisions import default_operating_point
 from voiceprint.stores.records import calibrations
 
-blp = Blueprint("calibrations", __name__, url_prefix="/calibrations",
+blp = VoiceprintBlueprint("calibrations", __name__, url_prefix="/calibrations",
                 description="Operating points measured by `voiceprint calibrate`")
 
 
@@ -46,22 +48,26 @@ def _columns() -> list[Any]:
 
 @blp.route("")
 class Calibrations(MethodView):
+    @requires("admin")
     @blp.response(200, CalibrationSchema(many=True))
     def get(self) -> Any:
         """All calibrations, newest first."""
         with runtime().engine.connect() as conn:
-            return conn.execute(sa.select(*_columns()).order_by(calibrations.c.id.desc())).all()
+            return conn.execute(sa.select(*_columns()).where(calibrations.c.tenant_id == tenant_id())
+                                .order_by(calibrations.c.id.desc())).all()
 
 
 @blp.route("/active")
 class Active(MethodView):
+    @requires("admin")
     @blp.response(200, ActiveSchema)
     def get(self) -> Any:
         """What identify/verify judge by now for the active encoder."""
         rt = runtime()
         enc = rt.config.SPEAKER_ENCODER
         with rt.engine.connect() as conn:
-            row = conn.execute(sa.select(*_columns()).where(calibrations.c.encoder == enc)
+            row = conn.execute(sa.select(*_columns()).where(calibrations.c.encoder == enc,
+                                                            calibrations.c.tenant_id == tenant_id())
                                .order_by(calibrations.c.id.desc()).limit(1)).first()
         return {"encoder": enc, "calibrated": row is not None,
                 "normalization": rt.config.SCORE_NORMALIZATION,
@@ -69,13 +75,15 @@ class Active(MethodView):
                 "default": default_operating_point(enc, rt.config.DEFAULT_THRESHOLD).to_dict()}
 
 
-@blp.route("/<int:calibration_id>")
+@blp.route("/<id:calibration_id>")
 class Calibration(MethodView):
+    @requires("admin")
     @blp.response(200, CalibrationSchema)
     def get(self, calibration_id: int) -> Any:
         with runtime().engine.connect() as conn:
             row = conn.execute(sa.select(*_columns())
-                               .where(calibrations.c.id == calibration_id)).first()
+                               .where(calibrations.c.id == calibration_id,
+                                      calibrations.c.tenant_id == tenant_id())).first()
         if row is None:
             abort(404, message=f"calibration {calibration_id} does not exist")
         return row

@@ -25,7 +25,7 @@ from voiceprint.scoring.metrics import (compute_eer, compute_min_dcf, rates_at_t
                                         threshold_at_far)
 from voiceprint.scoring.normalization import as_norm, top_n_stats
 from voiceprint.services.decisions import OperatingPoint
-from voiceprint.stores.records import calibrations, utcnow
+from voiceprint.stores.records import DEFAULT_TENANT_ID, calibrations, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,10 @@ def calibrate_embeddings(embeddings: dict[str, np.ndarray], enroll_clips: int = 
 
 # -- persistence --------------------------------------------------------------
 def save_calibration(conn: Connection, encoder: str, result: dict[str, Any],
-                     cohort: np.ndarray, source: str) -> int:
+                     cohort: np.ndarray, source: str, tenant_id: int = DEFAULT_TENANT_ID) -> int:
     cohort = np.asarray(cohort, dtype="<f4")
     return int(conn.execute(calibrations.insert().values(
-        encoder=encoder, created_at=utcnow(), source=source[:255], results=result,
+        tenant_id=tenant_id, encoder=encoder, created_at=utcnow(), source=source[:255], results=result,
         cohort=cohort.tobytes(), cohort_count=int(cohort.shape[0]),
         cohort_dim=int(cohort.shape[1]))).inserted_primary_key[0])
 
@@ -213,7 +213,8 @@ def embed_folder(encoder: Encoder, clips: dict[str, list[Path]], batch_size: int
 
 def run_calibration(rt: Any, data_dir: str | Path, enroll_clips: int = 3,
                     fars: Iterable[float] = DEFAULT_FARS, cohort_size: int = 2000,
-                    progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+                    progress: Callable[[int], None] | None = None,
+                    tenant_id: int = DEFAULT_TENANT_ID) -> dict[str, Any]:
     """Embed ``data_dir`` with the active speaker encoder, calibrate, store; returns the result."""
     from voiceprint.audio.corpus import labelled_clips
 
@@ -229,6 +230,7 @@ def run_calibration(rt: Any, data_dir: str | Path, enroll_clips: int = 3,
     if len(cohort) > cohort_size:
         cohort = cohort[np.random.default_rng(0).choice(len(cohort), cohort_size, replace=False)]
     with rt.engine.begin() as conn:
-        result["id"] = save_calibration(conn, encoder.name, result, cohort, str(data_dir))
+        result["id"] = save_calibration(conn, encoder.name, result, cohort, str(data_dir),
+                                        tenant_id)
     result["encoder"] = encoder.name
     return result
