@@ -21,6 +21,11 @@ Design (the README's "Sound search" section says the same):
   proportional to how rare the match is (capped at Milvus' 16384) and
   filtered by the database, so a very rare tag in a very large library may
   return fewer than ``top_k`` results.
+* **Near-duplicates**: a new sound whose cosine with a stored sound (or an
+  earlier file of the same request) reaches its encoder's measured
+  ``near_duplicate_cosine`` is still stored, and reported as
+  ``near_duplicate_of`` ``{id, name, score}`` (the closest one); encoders
+  without a measured threshold report none.
 * **Atomic writes**: rows, audio files and vectors of a batch are one
   :class:`~voiceprint.stores.unit_of_work.UnitOfWork`.
 """
@@ -68,6 +73,8 @@ class ItemOutcome:
     id: int | None = None
     name: str | None = None
     duplicate_of: dict[str, Any] | None = None
+    #: closest stored sound (or earlier file: ``index``) at or above the near-duplicate threshold
+    near_duplicate_of: dict[str, Any] | None = None
     duration_s: float | None = None
     reasons: list[dict[str, Any]] = field(default_factory=list)
 
@@ -154,13 +161,51 @@ class SoundService:
                 [resample(p.audio.samples, p.audio.sample_rate, encoder.sample_rate)
                  for p in prepared[start:start + EMBED_CHUNK]])
                 for start in range(0, len(prepared), EMBED_CHUNK)])
+            self._near_duplicates(lib, encoder, prepared, vectors)
             self._store(lib, encoder.name, prepared, vectors)
         for out in outcomes:  # a repeat within the request points at what its first copy became
             if out.duplicate_of and "index" in out.duplicate_of:
                 first = outcomes[out.duplicate_of["index"]]
                 out.id, out.name = first.id, first.name
                 out.duplicate_of = {"id": first.id, "name": first.name, "index": first.index}
+            near = out.near_duplicate_of
+            if near and "index" in near:
+                first = outcomes[near["index"]]
+                out.near_duplicate_of = {"id": first.id, "name": first.name,
+                                         "index": first.index, "score": near["score"]}
         return InsertResult(lib.name, outcomes)
+
+    def _near_duplicates(self, lib: Library, encoder: Encoder, items: list[_Prepared],
+                         vectors: np.ndarray) -> None:
+        """Set ``near_duplicate_of`` of items whose best cosine with a stored sound or an
+        earlier item reaches ``encoder.near_duplicate_cosine`` (no threshold: nothing)."""
+        threshold = getattr(encoder, "near_duplicate_cosine", None)
+        if threshold is None or not items:
+            return
+        best: list[tuple[float, dict[str, Any]] | None] = [None] * len(items)
+        hits = self.rt.vectors.search(self.catalog.ready(lib).collection, vectors,
+                                      1 + ORPHAN_SLACK, tenant=self.tenant_id)
+        ids = sorted({h.id for row in hits for h in row if h.cosine >= threshold})
+        if ids:
+            with self.rt.engine.connect() as conn:
+                names = {int(r.id): r.name for r in conn.execute(
+                    sa.select(sounds.c.id, sounds.c.name).where(
+                        sounds.c.id.in_(ids), sounds.c.library_id == lib.id))}
+            for k, row in enumerate(hits):
+                for h in row:  # nearest first; skip vectors without a row
+                    if h.cosine >= threshold and h.id in names:
+                        best[k] = (h.cosine, {"id": h.id, "name": names[h.id]})
+                        break
+        within = cosine_matrix(vectors, vectors)
+        for k in range(1, len(items)):
+            i = int(np.argmax(within[k, :k]))
+            score = float(within[k, i])
+            if score >= threshold and (best[k] is None or score > best[k][0]):
+                best[k] = (score, {"index": items[i].out.index})
+        for item, found in zip(items, best):
+            if found is not None:
+                score, ref = found
+                item.out.near_duplicate_of = {**ref, "score": round(float(np.clip(score, -1, 1)), 6)}
 
     def _decode(self, upload: Upload) -> DecodedAudio:
         audio = decode_bytes(upload.data, limits=limits(self.rt.config), filename=upload.filename)
