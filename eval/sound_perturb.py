@@ -79,9 +79,9 @@ def change_speed(x: np.ndarray, sr: int, factor: float) -> np.ndarray:
 
 def excerpt(x: np.ndarray, n: int, rng: np.random.Generator, tries: int = 20) -> np.ndarray | None:
     """``n`` consecutive samples at a random offset that are not near-silent, or None."""
-    if n >= x.size:
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if n >= x.size or peak <= 0:
         return None
-    peak = float(np.max(np.abs(x)))
     for _ in range(tries):
         start = int(rng.integers(0, x.size - n + 1))
         part = x[start:start + n]
