@@ -139,3 +139,35 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"| landmark lookup, SQLite ({r['rows']:,} rows) | {r['sounds']:,} | "
                      f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | exact |")
     return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m eval.sound_latency``: the latency part of ``eval.sounds`` alone."""
+    import argparse
+    import json
+
+    from eval.sound_corpus import DEFAULT_OUT, read_manifest
+    from eval.sounds import corpus_landmarks, corpus_vectors
+    from voiceprint.encoders.aisfx import AisfxEncoder
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--sizes", nargs="*", type=int, default=[10_000, 100_000])
+    ap.add_argument("--milvus", nargs="*", default=["lite", "server"])
+    ap.add_argument("--no-landmarks", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    entries = read_manifest(args.corpus)
+    cv = corpus_vectors(AisfxEncoder.load(num_threads=2), args.corpus, entries)
+    marks = None if args.no_landmarks else corpus_landmarks(args.corpus, entries)[1]
+    res = run_latency(cv, sizes=args.sizes, backends=args.milvus, seed=args.seed, marks=marks)
+    print(markdown(res))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "latency.json").write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -174,16 +174,20 @@ def sound_matrix(approach: str, cv: CorpusVectors) -> np.ndarray:
 
 def precision_at_k(matrix: np.ndarray, labels: Sequence[str], k: int = 5,
                    keep: Sequence[bool] | None = None) -> tuple[float, int]:
-    """Mean share of the ``k`` best *other* sounds with the query's label, over labelled
-    queries (``keep`` selects which); returns (precision, number of queries)."""
+    """Mean share of the ``k'`` best *other* sounds with the query's label, over labelled
+    queries (``keep`` selects which), where ``k' = min(k, other members of the label)`` so
+    a perfect ranking scores 1 even in a category of 2 (most variant groups here have 2-4
+    members); returns (precision, number of queries)."""
     lab = np.asarray(labels, dtype=object)
+    sizes = {c: int(np.sum(lab == c)) for c in set(labels) if c}
     precisions = []
     for i in range(len(lab)):
         if not lab[i] or (keep is not None and not keep[i]):
             continue
         row = matrix[i].astype(np.float64).copy()
         row[i] = -np.inf
-        top = np.argsort(-row, kind="stable")[:k]
+        kk = max(1, min(k, sizes[lab[i]] - 1))
+        top = np.argsort(-row, kind="stable")[:kk]
         precisions.append(float(np.mean(lab[top] == lab[i])))
     return (float(np.mean(precisions)) if precisions else float("nan")), len(precisions)
 
