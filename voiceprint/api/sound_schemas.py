@@ -94,6 +94,10 @@ class SoundSchema(ma.Schema):
 
 class SoundHitSchema(SoundSchema):
     score = ma.fields.Float(metadata={"description": COSINE})
+    landmarks = ma.fields.Integer(metadata={
+        "description": "landmark fingerprints (pairs of spectral peaks) of the query found in "
+                       "this sound at one time offset; from 8 on, the sound contains the query "
+                       "(re-encoded, noisy, cut...) and ranks above cosine-only matches"})
 
 
 class ItemOutcomeSchema(ma.Schema):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 
@@ -129,6 +130,19 @@ def best_offset_count(offsets: np.ndarray) -> int:
     return int((csum[hi] - csum[lo]).max())
 
 
+def match_postings(query: Landmarks, postings: Iterable[tuple[int, int, int]]) -> dict[int, int]:
+    """Aligned landmark count per stored sound from ``(sound, hash, frame)`` postings of the
+    query's hashes (as an inverted index or a database lookup returns them)."""
+    frames_of: dict[int, list[int]] = defaultdict(list)
+    for h, q in zip(query.hashes.tolist(), query.frames.tolist()):
+        frames_of[h].append(q)
+    offsets: dict[int, list[int]] = defaultdict(list)
+    for sound, h, t in postings:
+        for q in frames_of.get(int(h), ()):
+            offsets[int(sound)].append(int(t) - q)
+    return {s: best_offset_count(np.asarray(o, dtype=np.int64)) for s, o in offsets.items()}
+
+
 class LandmarkIndex:
     """In-memory inverted index ``hash -> [(sound, frame)]`` (evaluation, small libraries)."""
 
@@ -143,8 +157,5 @@ class LandmarkIndex:
 
     def match(self, query: Landmarks) -> dict[int, int]:
         """Stored sound -> aligned landmark count, for sounds sharing at least one hash."""
-        offsets: dict[int, list[int]] = defaultdict(list)
-        for h, q in zip(query.hashes.tolist(), query.frames.tolist()):
-            for sound, t in self._postings.get(h, ()):
-                offsets[sound].append(t - q)
-        return {s: best_offset_count(np.asarray(o, dtype=np.int64)) for s, o in offsets.items()}
+        hashes = set(query.hashes.tolist())
+        return match_postings(query, ((s, h, t) for h in hashes for s, t in self._postings.get(h, ())))
