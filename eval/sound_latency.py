@@ -13,8 +13,9 @@ indexed relational table ``(hash, sound_id, frame)``. Both are timed here:
   search;
 * **landmarks**: the corpus' real landmarks repeated under new sound ids up to
   the size, in SQLite (a temporary file) with an index on ``hash``; a query
-  is a corpus sound's landmarks: one ``SELECT ... WHERE hash IN (...)`` plus
-  the offset histogram in numpy. (Repeating the corpus makes hash lists
+  is a corpus sound's landmarks: ``SELECT ... WHERE hash IN (...)`` (500
+  hashes a statement) plus :func:`voiceprint.audio.landmarks.match_postings`,
+  as the service does. (Repeating the corpus makes hash lists
   longer than distinct sounds would: pessimistic.)
 
 Wall-clock figures on a shared machine: read them as upper bounds.
@@ -75,7 +76,7 @@ def milvus_latency(files: np.ndarray, sizes: Sequence[int], backends: Sequence[s
 
 def landmark_latency(marks: Sequence[Any], sizes: Sequence[int], rng: np.random.Generator,
                      n_queries: int = 100) -> list[dict[str, Any]]:
-    from voiceprint.audio.landmarks import best_offset_count
+    from voiceprint.audio.landmarks import match_postings
 
     rows = []
     for size in sizes:
@@ -103,16 +104,9 @@ def landmark_latency(marks: Sequence[Any], sizes: Sequence[int], rng: np.random.
                 hits = []
                 for start in range(0, len(uniq), 500):
                     part = uniq[start:start + 500]
-                    hits += db.execute(f"SELECT hash, sound_id, frame FROM lm WHERE hash IN "
+                    hits += db.execute(f"SELECT sound_id, hash, frame FROM lm WHERE hash IN "
                                        f"({','.join('?' * len(part))})", part).fetchall()
-                by_hash: dict[int, list[int]] = {}
-                for h, fr in zip(q.hashes.tolist(), q.frames.tolist()):
-                    by_hash.setdefault(h, []).append(fr)
-                per_sound: dict[int, list[int]] = {}
-                for h, sid, fr in hits:
-                    for qf in by_hash[h]:
-                        per_sound.setdefault(sid, []).append(fr - qf)
-                {s: best_offset_count(np.asarray(o)) for s, o in per_sound.items()}
+                match_postings(q, hits)
                 lat.append((time.perf_counter() - t) * 1000)
             db.close()
             rows.append({"store": "sqlite landmarks", "sounds": size, "rows": total,

@@ -132,15 +132,35 @@ def best_offset_count(offsets: np.ndarray) -> int:
 
 def match_postings(query: Landmarks, postings: Iterable[tuple[int, int, int]]) -> dict[int, int]:
     """Aligned landmark count per stored sound from ``(sound, hash, frame)`` postings of the
-    query's hashes (as an inverted index or a database lookup returns them)."""
-    frames_of: dict[int, list[int]] = defaultdict(list)
-    for h, q in zip(query.hashes.tolist(), query.frames.tolist()):
-        frames_of[h].append(q)
-    offsets: dict[int, list[int]] = defaultdict(list)
-    for sound, h, t in postings:
-        for q in frames_of.get(int(h), ()):
-            offsets[int(sound)].append(int(t) - q)
-    return {s: best_offset_count(np.asarray(o, dtype=np.int64)) for s, o in offsets.items()}
+    query's hashes (as an inverted index or a database lookup returns them). Vectorised:
+    every (posting, query landmark) pair with the same hash gives an offset; a sound's
+    count is its most populated offset +- ``OFFSET_SLACK``."""
+    post = np.asarray(list(postings), dtype=np.int64).reshape(-1, 3)
+    if post.size == 0 or len(query) == 0:
+        return {}
+    order = np.argsort(query.hashes, kind="stable")
+    q_hash = query.hashes[order].astype(np.int64)
+    q_frame = query.frames[order].astype(np.int64)
+    lo = np.searchsorted(q_hash, post[:, 1], side="left")
+    n = np.searchsorted(q_hash, post[:, 1], side="right") - lo
+    keep = n > 0
+    post, lo, n = post[keep], lo[keep], n[keep]
+    if post.size == 0:
+        return {}
+    rows = np.repeat(np.arange(len(post)), n)
+    within = np.arange(rows.size) - np.repeat(np.cumsum(n) - n, n)
+    sound = post[rows, 0]
+    offset = post[rows, 2] - q_frame[lo[rows] + within]
+    span = 1 << 20  # offsets are frame differences, far below 2**19 in magnitude
+    keys, counts = np.unique(sound * span + (offset + span // 2), return_counts=True)
+    csum = np.concatenate([[0], np.cumsum(counts)])
+    left = np.searchsorted(keys, keys - OFFSET_SLACK, side="left")
+    right = np.searchsorted(keys, keys + OFFSET_SLACK, side="right")
+    aligned = csum[right] - csum[left]  # keys of one sound stay together: +-1 never crosses
+    sounds_of = keys // span
+    starts = np.flatnonzero(np.concatenate([[True], sounds_of[1:] != sounds_of[:-1]]))
+    best = np.maximum.reduceat(aligned, starts)
+    return {int(sid): int(c) for sid, c in zip(sounds_of[starts], best)}
 
 
 class LandmarkIndex:
