@@ -33,8 +33,10 @@ import numpy as np
 from eval.search_bench import MilvusIndex, exact_topk, measure
 
 
-def filler_vectors(base: np.ndarray, n: int, rng: np.random.Generator, noise: float = 0.15) -> np.ndarray:
-    """``n`` unit vectors near random rows of ``base`` (cosine about 1 / sqrt(1 + noise^2 dim))."""
+def filler_vectors(base: np.ndarray, n: int, rng: np.random.Generator, noise: float = 0.3) -> np.ndarray:
+    """``n`` unit vectors near random rows of ``base``: cosine about ``1 / sqrt(1 + noise^2)``
+    with their row (0.96 at 0.3, like a real sound's nearest distinct neighbour, median
+    0.955); at 0.15 the 75 copies of each row at 100k left HNSW ef 64 at recall 0.77."""
     pick = base[rng.integers(0, len(base), n)]
     x = pick + rng.standard_normal(pick.shape).astype(np.float32) * noise / np.sqrt(base.shape[1])
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
