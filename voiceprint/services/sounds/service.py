@@ -49,14 +49,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from voiceprint.audio import DecodedAudio, decode_bytes, resample
-from voiceprint.audio.landmarks import Landmarks, LandmarkIndex, landmarks, match_postings
+from voiceprint.audio.landmarks import Landmarks, landmarks
 from voiceprint.encoders.base import Encoder
 from voiceprint.errors import AudioError, Conflict, NotFound, VoiceprintError
 from voiceprint.runtime import Runtime
 from voiceprint.scoring.cosine import cosine_matrix
-from voiceprint.scoring.sound_match import MIN_LANDMARKS_DUPLICATE, MIN_LANDMARKS_RANK, fused_order
 from voiceprint.services.intake import Upload, check_request_audio, limits
 from voiceprint.services.sounds.catalog import Library, LibraryCatalog, library_of
+from voiceprint.services.sounds.near_duplicates import (landmark_counts, mark_near_duplicates,
+                                                        with_landmarks)
 from voiceprint.services.sounds.formats import (DEFAULT_LIBRARY, SILENT_PEAK_DBFS, TOP_K_MAX,
                                                 check_tags, content_type, peak_dbfs,
                                                 stored_suffix)
@@ -72,8 +73,6 @@ EXACT_FILTER_MAX = 1000
 EMBED_CHUNK = 16
 #: extra vectors fetched so hits whose row is gone (orphans) do not shorten results
 ORPHAN_SLACK = 8
-#: query hashes per landmark lookup statement
-LANDMARK_LOOKUP_CHUNK = 500
 
 
 @dataclass
@@ -177,7 +176,8 @@ class SoundService:
                 for start in range(0, len(prepared), EMBED_CHUNK)])
             for p in prepared:
                 p.marks = landmarks(p.audio.samples, p.audio.sample_rate)
-            self._near_duplicates(lib, encoder, prepared, vectors)
+            mark_near_duplicates(self.rt, self.tenant_id, self.catalog.ready(lib), encoder,
+                                 [(p.out, p.marks) for p in prepared], vectors)
             self._store(lib, encoder.name, prepared, vectors)
         for out in outcomes:  # a repeat within the request points at what its first copy became
             if out.duplicate_of and "index" in out.duplicate_of:
@@ -191,66 +191,6 @@ class SoundService:
                                          "index": first.index, "score": near["score"],
                                          "landmarks": near["landmarks"]}
         return InsertResult(lib.name, outcomes)
-
-    def _landmark_counts(self, conn: Connection, lib: Library, query: Landmarks) -> dict[int, int]:
-        """Stored sound id -> aligned landmark count with ``query`` (sounds sharing a hash)."""
-        hashes = sorted(set(query.hashes.tolist()))
-        postings: list[tuple[int, int, int]] = []
-        for start in range(0, len(hashes), LANDMARK_LOOKUP_CHUNK):
-            chunk = hashes[start:start + LANDMARK_LOOKUP_CHUNK]
-            postings += [(int(r.sound_id), int(r.hash), int(r.frame)) for r in conn.execute(
-                sa.select(sound_landmarks.c.sound_id, sound_landmarks.c.hash,
-                          sound_landmarks.c.frame).where(sound_landmarks.c.library_id == lib.id,
-                                                         sound_landmarks.c.hash.in_(chunk)))]
-        return match_postings(query, postings)
-
-    def _near_duplicates(self, lib: Library, encoder: Encoder, items: list[_Prepared],
-                         vectors: np.ndarray) -> None:
-        """Set ``near_duplicate_of`` of items whose cosine with a stored sound or an earlier
-        item reaches ``encoder.near_duplicate_cosine`` (if the encoder has one), or that share
-        ``MIN_LANDMARKS_DUPLICATE`` aligned landmarks with it. Landmark evidence wins over
-        cosine; among equals the strongest is reported."""
-        min_cos = getattr(encoder, "near_duplicate_cosine", None)
-        cos_ok = (lambda c: c >= min_cos) if min_cos is not None else (lambda c: False)
-        # per item: (has landmark evidence, landmarks if so, cosine, landmarks, reference)
-        best: list[tuple[bool, int, float, int, dict[str, Any]] | None] = [None] * len(items)
-
-        def offer(k: int, count: int, score: float, ref: dict[str, Any]) -> None:
-            by_marks = count >= MIN_LANDMARKS_DUPLICATE
-            if by_marks or cos_ok(score):
-                cand = (by_marks, count if by_marks else 0, score, count, ref)
-                if best[k] is None or cand[:3] > best[k][:3]:  # type: ignore[index]
-                    best[k] = cand
-
-        hits = self.rt.vectors.search(self.catalog.ready(lib).collection, vectors,
-                                      1 + ORPHAN_SLACK, tenant=self.tenant_id)
-        with self.rt.engine.connect() as conn:
-            counts = [self._landmark_counts(conn, lib, it.marks) if it.marks is not None
-                      else {} for it in items]
-            wanted = {h.id for row in hits for h in row} | {
-                sid for c in counts for sid, n in c.items() if n >= MIN_LANDMARKS_DUPLICATE}
-            rows = {int(r.id): r for r in conn.execute(
-                sa.select(sounds.c.id, sounds.c.name, sounds.c.embedding).where(
-                    sounds.c.id.in_(sorted(wanted)), sounds.c.library_id == lib.id))} if wanted else {}
-        for k in range(len(items)):
-            for sid in {h.id for h in hits[k]} | set(counts[k]):
-                row = rows.get(sid)
-                if row is not None:  # else: a vector without a row, or too few landmarks
-                    offer(k, counts[k].get(sid, 0), float(from_blob(row.embedding) @ vectors[k]),
-                          {"id": sid, "name": row.name})
-        within = cosine_matrix(vectors, vectors)
-        earlier = LandmarkIndex()
-        for k, item in enumerate(items):
-            got = earlier.match(item.marks) if k and item.marks is not None else {}
-            for i in range(k):
-                offer(k, got.get(i, 0), float(within[k, i]), {"index": items[i].out.index})
-            if item.marks is not None:
-                earlier.add(k, item.marks)
-        for item, found in zip(items, best):
-            if found is not None:
-                _, _, score, count, ref = found
-                item.out.near_duplicate_of = {**ref, "score": round(float(np.clip(score, -1, 1)), 6),
-                                              "landmarks": int(count)}
 
     def _decode(self, upload: Upload) -> DecodedAudio:
         audio = decode_bytes(upload.data, limits=limits(self.rt.config), filename=upload.filename)
@@ -441,8 +381,9 @@ class SoundService:
                                               min(top_k + ORPHAN_SLACK, MILVUS_MAX_TOP_K),
                                               tenant=self.tenant_id)[0]
                 scored, strategy = [(h.id, h.cosine) for h in hits], "ann"
-            counts = self._landmark_counts(conn, lib, marks) if len(marks) else {}
-            scored = self._with_landmarks(conn, lib, query, scored, counts, tags)
+            counts = landmark_counts(conn, lib.id, marks) if len(marks) else {}
+            scored = with_landmarks(conn, lib.id, query, scored, counts,
+                                    self._matching(lib, tags) if tags else None)
             ids = [i for i, _ in scored]
             rows = {int(r.id): r for r in conn.execute(
                 sa.select(*_COLUMNS).where(sounds.c.id.in_(ids),
@@ -463,26 +404,6 @@ class SoundService:
                              "sample_rate": audio.sample_rate, "content_sha256": upload.sha256,
                              "duplicate_of": int(dup.id) if dup else None},
                             tags, strategy)
-
-    def _with_landmarks(self, conn: Connection, lib: Library, query: np.ndarray,
-                        scored: list[tuple[int, float]], counts: dict[int, int],
-                        tags: dict[str, str]) -> list[tuple[int, float]]:
-        """``scored`` plus the sounds (matching ``tags``) with at least ``MIN_LANDMARKS_RANK``
-        aligned landmarks, in fused order: those by count, then the rest by cosine."""
-        promoted = {sid for sid, n in counts.items() if n >= MIN_LANDMARKS_RANK}
-        extra = sorted(promoted - {int(i) for i, _ in scored})
-        if extra:
-            q = sa.select(sounds.c.id, sounds.c.embedding).where(
-                sounds.c.library_id == lib.id, sounds.c.id.in_(extra))
-            if tags:
-                q = q.where(sounds.c.id.in_(self._matching(lib, tags)))
-            scored = scored + [(int(r.id), float(from_blob(r.embedding) @ query))
-                               for r in conn.execute(q)]
-        if not scored or not promoted:
-            return scored
-        order = fused_order(np.array([c for _, c in scored]),
-                            np.array([counts.get(int(i), 0) for i, _ in scored]), MIN_LANDMARKS_RANK)
-        return [scored[int(i)] for i in order]
 
     def _filtered(self, conn: Connection, lib: Library, query: np.ndarray, top_k: int,
                   tags: dict[str, str]) -> tuple[list[tuple[int, float]], str]:
