@@ -12,6 +12,8 @@ Prints a Markdown table; nothing is asserted.
 """
 from __future__ import annotations
 
+from eval.datasets import fsdd_dir
+
 import argparse
 import contextlib
 import io
@@ -25,7 +27,7 @@ import soundfile as sf
 
 from voiceprint.stores.records import speakers, to_blob, utcnow, utterances, voiceprints
 
-FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
+FSDD = fsdd_dir()
 
 
 def five_second_clip(sr: int = 8000) -> bytes:

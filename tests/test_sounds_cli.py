@@ -37,7 +37,7 @@ BACKENDS = ["sqlite-lite", "mysql-server"]
 def cli(runner: Callable[..., Any], panns_small: Any, monkeypatch: pytest.MonkeyPatch
         ) -> Callable[..., Any]:
     """``cli("sounds", ...)`` with the small CNN14 registered in each command's runtime."""
-    import voiceprint.cli as cli_package
+    import voiceprint.cli.base as cli_package
 
     real = cli_package.cli_runtime
 

@@ -24,10 +24,10 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("aisfx") is None,
 
 
 @pytest.fixture(scope="module")
-def aisfx() -> Any:
+def aisfx(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from voiceprint.encoders.aisfx import AisfxEncoder
 
-    return AisfxEncoder.load(num_threads=2)
+    return AisfxEncoder.load(num_threads=2, cache_dir=str(tmp_path_factory.mktemp("exports")))
 
 
 @pytest.fixture

@@ -63,7 +63,9 @@ def encoder(request: pytest.FixtureRequest) -> Any:
         if importlib.util.find_spec("aisfx") is None:
             pytest.skip("the aisfx wheel is not installed (pip install --no-deps aisfx==0.1.2)")
         from voiceprint.encoders.aisfx import AisfxEncoder
-        return AisfxEncoder.load(num_threads=2)
+        return AisfxEncoder.load(num_threads=2,
+                                 cache_dir=str(request.getfixturevalue("tmp_path_factory")
+                                               .mktemp("aisfx_exports")))
     pytest.importorskip("paddle")
     from voiceprint.encoders.panns_cnn14 import PannsCnn14Encoder
     from voiceprint.errors import EncoderUnavailable

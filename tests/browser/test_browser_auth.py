@@ -1,64 +1,36 @@
 """API keys in the browser: asked once, kept for the tab, a 401/403 shows the API's message.
 
-The contract (issue #12): ``Authorization: Bearer <key>``; a refused request
+The service's real keys: ``Authorization: Bearer <key>``; a refused request
 answers ``{"code": 401, "status": "Unauthorized", "message": "..."}`` (403
 alike); ``GET /health`` carries ``"auth": "required"|"open"``.
-``contract_keys`` stands in for the service's keys so the page is tested
-against that contract now; ``test_wrong_key_with_the_service_keys`` runs the
-same flow against the real keys once main has them.
 """
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from flask import Flask, jsonify, request
 
 from tests.browser.conftest import LiveServer, Page, app_config
 
-MISSING = "an API key is required: send Authorization: Bearer <key>"
-INVALID = "the API key is not valid"
-READ_ONLY = "this API key may only read"
-
-
-def contract_keys(app: Flask, keys: dict[str, str]) -> None:
-    """Answer API requests as the keys contract says. ``keys``: key -> "admin" | "read"."""
-
-    def refuse(status: int, message: str) -> Any:
-        name = {401: "Unauthorized", 403: "Forbidden"}[status]
-        return jsonify(code=status, status=name, message=message), status
-
-    @app.before_request
-    def _check() -> Any:
-        if request.blueprint == "web" or request.path == "/health":
-            return None  # the page itself and the status line are public
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
-            return refuse(401, MISSING)
-        role = keys.get(header.removeprefix("Bearer "))
-        if role is None:
-            return refuse(401, INVALID)
-        if role == "read" and request.method not in ("GET", "HEAD"):
-            return refuse(403, READ_ONLY)
-        return None
-
-    @app.after_request
-    def _health(response: Any) -> Any:
-        if request.path == "/health" and response.is_json:
-            response.set_data(json.dumps({**response.get_json(), "auth": "required"}))
-        return response
+MISSING = ("this route needs an API key: send 'Authorization: Bearer <key>' (create one with "
+           "`voiceprint keys create`)")
+INVALID = "the API key is malformed; send 'Authorization: Bearer vpk_...'"
+READ_ONLY = "the API key lacks the 'enroll' scope needed here"
 
 
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     from voiceprint import create_app
 
+    from voiceprint.services.access import AccessService
+
     app = create_app(app_config(tmp_path_factory.mktemp("keyed")))
-    contract_keys(app, {"good-key": "admin", "reader-key": "read"})
+    access = AccessService(app.extensions["voiceprint"])
     server = LiveServer(app)
+    server.keys = {"good": access.create_key("default", "page", ["all"])[1],  # type: ignore[attr-defined]
+                   "reader": access.create_key("default", "reader", ["speakers"])[1]}
     yield server
     server.stop()
     app.extensions["voiceprint"].close()
@@ -90,7 +62,8 @@ def wrong_key_flow(page: Page, good_key: str, invalid_message: str) -> None:
     assert stored_key(page) == good_key
 
 
-def test_wrong_key_shows_the_api_401_message_contract(keyed_server: LiveServer, browser, page_factory) -> None:
+def test_wrong_and_read_only_keys_show_the_api_messages(keyed_server: LiveServer, browser,
+                                                        page_factory) -> None:
     page = page_factory(browser(), keyed_server).open("identify")
     # /health says keys are required: the page asks before anything else
     dialog = key_dialog(page)
@@ -101,7 +74,7 @@ def test_wrong_key_shows_the_api_401_message_contract(keyed_server: LiveServer, 
     assert stored_key(page) == "wrong-key"
     assert dialog.get_attribute("open") is None
 
-    wrong_key_flow(page, "good-key", INVALID)
+    wrong_key_flow(page, keyed_server.keys["good"], INVALID)
     assert page.text("#key-state") == "API key set for this tab"
 
     # kept for the tab: a reload asks nothing and the list loads
@@ -112,7 +85,7 @@ def test_wrong_key_shows_the_api_401_message_contract(keyed_server: LiveServer, 
 
     # a 403 shows its message too; cancelling leaves the API's words in the form
     page.css("#key-change").click()
-    enter_key(page, "reader-key")
+    enter_key(page, keyed_server.keys["reader"])
     page.fill("#new-external-id", f"x-{uuid.uuid4().hex[:6]}")
     page.css('#speaker-create button[type="submit"]').click()
     key_dialog(page)
@@ -120,7 +93,7 @@ def test_wrong_key_shows_the_api_401_message_contract(keyed_server: LiveServer, 
     page.screenshot("forbidden")
     page.css('#key-form button[value="cancel"]').click()
     assert page.status("#speaker-create") == READ_ONLY
-    assert stored_key(page) == "reader-key"
+    assert stored_key(page) == keyed_server.keys["reader"]
 
     # forgetting the key: the next request is refused as the API words it
     page.css("#key-forget").click()
@@ -141,9 +114,6 @@ def test_open_service_never_asks_for_a_key(live_server: LiveServer, browser, pag
     assert stored_key(page) is None
 
 
-@pytest.mark.xfail(reason="main has no API keys yet (the lead's slice); the page is tested against "
-                          "the keys contract by test_wrong_key_shows_the_api_401_message_contract",
-                   raises=NotImplementedError, strict=True)
 def test_wrong_key_with_the_service_keys(tmp_path: Path, browser, page_factory) -> None:
     """The same flow on the service's own keys: wire ``service_with_keys`` when they land."""
     server, good_key, invalid_message = service_with_keys(tmp_path)
@@ -158,4 +128,9 @@ def test_wrong_key_with_the_service_keys(tmp_path: Path, browser, page_factory) 
 
 def service_with_keys(tmp_path: Path) -> tuple[LiveServer, str, str]:
     """A live server whose keys are on: (server, a valid key, the API's message for a wrong key)."""
-    raise NotImplementedError("API keys are not in voiceprint yet")
+    from voiceprint import create_app
+    from voiceprint.services.access import AccessService
+
+    app = create_app(app_config(tmp_path))
+    _, good_key = AccessService(app.extensions["voiceprint"]).create_key("default", "page", ["all"])
+    return LiveServer(app), good_key, "the API key is malformed; send 'Authorization: Bearer vpk_...'"

@@ -12,53 +12,25 @@ import logging
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 from flask_smorest import Api, abort
-from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from voiceprint.api.auth import Authenticator, principal
+import voiceprint.timing as timing
+from voiceprint.api.audit_log import blp as audit_blp
+from voiceprint.api.auth import Authenticator
 from voiceprint.api.blueprint import IdConverter
-from voiceprint.api.limits import VerifyLockout, init_rate_limits
+from voiceprint.api.calibrations import blp as calibrations_blp
+from voiceprint.api.context import record
+from voiceprint.api.health import blp as health_blp
+from voiceprint.api.limits import AuthFailureLimit, VerifyLockout, init_rate_limits
+from voiceprint.api.recognition import blp as recognition_blp
+from voiceprint.api.sounds import blp as sounds_blp
+from voiceprint.api.speakers import blp as speakers_blp
 from voiceprint.errors import TooManyRequests, Unauthorized, VoiceprintError
-from voiceprint.runtime import Runtime
-from voiceprint.services import audit
 from voiceprint.services.access import AccessService
-from voiceprint.services.intake import Upload
 
 log = logging.getLogger(__name__)
-
-
-def runtime() -> Runtime:
-    return current_app.extensions["voiceprint"]  # type: ignore[no-any-return]
-
-
-def tenant_id() -> int:
-    """The calling principal's tenant: every service call is scoped to it."""
-    return principal().tenant_id
-
-
-def verify_lockout() -> VerifyLockout:
-    return current_app.extensions["voiceprint_lockout"]  # type: ignore[no-any-return]
-
-
-def upload_from(fs: Any) -> Upload:
-    """A werkzeug ``FileStorage`` -> :class:`Upload`; anything else is a 422."""
-    if not isinstance(fs, FileStorage):
-        abort(422, message="expected a file upload (multipart/form-data)")
-    return Upload(fs.read(), fs.filename or None)
-
-
-def record(action: str, outcome: str, *, target_type: str | None = None,
-           target_id: int | None = None, score: float | None = None,
-           details: dict[str, Any] | None = None) -> None:
-    """Audit ``action`` by the current caller (never audio, never keys)."""
-    who = getattr(g, "principal", None)
-    audit.record(runtime().engine, audit.AuditEvent(
-        action=action, outcome=outcome, tenant_id=who.tenant_id if who else None,
-        key_id=who.key_id if who else None, actor=who.actor if who else "anonymous",
-        target_type=target_type, target_id=target_id, score=score,
-        request_id=getattr(g, "request_id", None), details=details))
 
 
 class VoiceprintApi(Api):
@@ -94,21 +66,16 @@ def init_api(app: Flask) -> Api:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "vpk_<prefix>_<secret>",
                        "description": "an API key from `voiceprint keys create`"})
-    from voiceprint.api.audit_log import blp as audit_blp
-    from voiceprint.api.calibrations import blp as calibrations_blp
-    from voiceprint.api.health import blp as health_blp
-    from voiceprint.api.recognition import blp as recognition_blp
-    from voiceprint.api.sounds import blp as sounds_blp
-    from voiceprint.api.speakers import blp as speakers_blp
-
     for blp in (speakers_blp, recognition_blp, sounds_blp, calibrations_blp, audit_blp,
                 health_blp):
         api.register_blueprint(blp)
 
+    # the first hook: every request gets a stopwatch (Server-Timing), refused ones too
+    app.before_request(lambda: timing.start() and None)
     access = AccessService(app.extensions["voiceprint"])
     app.extensions["voiceprint_access"] = access
     # before the rate limiter, whose limits count per key
-    app.extensions["voiceprint_auth"] = Authenticator(app, access)
+    app.extensions["voiceprint_auth"] = Authenticator(app, access, AuthFailureLimit(config))
     app.extensions["voiceprint_limiter"] = init_rate_limits(app, config)
     app.extensions["voiceprint_lockout"] = VerifyLockout(config)
     if config.CORS_ORIGINS:
@@ -129,6 +96,9 @@ def init_api(app: Flask) -> Api:
     def _request_id(response: Any) -> Any:
         if getattr(g, "request_id", None):
             response.headers["X-Request-ID"] = g.request_id
+        watch = timing.current()
+        if watch is not None:
+            response.headers["Server-Timing"] = watch.header()
         return response
 
     @app.errorhandler(VoiceprintError)

@@ -7,7 +7,7 @@ import marshmallow as ma
 from flask.views import MethodView
 from marshmallow import validate
 
-from voiceprint.api import runtime, tenant_id
+from voiceprint.api.context import runtime, tenant_id
 from voiceprint.api.auth import requires
 from voiceprint.api.blueprint import VoiceprintBlueprint
 from voiceprint.api.schemas import Strict, page_fields

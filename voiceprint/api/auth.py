@@ -22,6 +22,7 @@ from flask import Flask, current_app, g, request
 from flask_smorest import Blueprint
 
 from voiceprint.errors import Forbidden, Unauthorized
+from voiceprint.timing import stage
 from voiceprint.services.access import SCOPES, AccessService, Principal, open_principal
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: endpoints that need no key (liveness, the API document, the web page's static files)
 PUBLIC_ENDPOINTS = frozenset({"static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui",
                               "api-docs.openapi_redoc", "api-docs.openapi_rapidoc"})
+#: blueprints whose every route is public (the web page: HTML, JS, CSS; it holds no data)
+PUBLIC_BLUEPRINTS = frozenset({"web"})
 #: seconds an "is any key configured?" answer is reused
 OPEN_CHECK_TTL = 5.0
 
@@ -67,7 +70,8 @@ class NoDecision(LookupError):
 
 def route_scope(app: Flask, endpoint: str | None, method: str) -> str | None:
     """The scope ``endpoint`` needs for ``method`` (None: public); :class:`NoDecision` if unset."""
-    if endpoint is None or endpoint in PUBLIC_ENDPOINTS:
+    if endpoint is None or endpoint in PUBLIC_ENDPOINTS or \
+            endpoint.split(".", 1)[0] in PUBLIC_BLUEPRINTS:
         return None
     if method == "OPTIONS":  # CORS preflight and allowed-methods answers carry no data
         return None
@@ -88,8 +92,11 @@ def principal() -> Principal:
 class Authenticator:
     """The ``before_request`` hook; one per app (holds the key service)."""
 
-    def __init__(self, app: Flask, access: AccessService) -> None:
+    def __init__(self, app: Flask, access: AccessService, failures: Any) -> None:
+        """``failures``: an :class:`~voiceprint.api.limits.AuthFailureLimit` (refused keys
+        per client address)."""
         self.access = access
+        self.failures = failures
         self.required = app.config["VOICEPRINT"].AUTH == "required"
         self._open_until = 0.0
         self._open = False
@@ -124,11 +131,18 @@ class Authenticator:
         if not header and self._install_is_open():
             g.principal = open_principal()
         elif header:
+            address = request.remote_addr or "unknown"
+            self.failures.check(address)
             kind, _, secret = header.partition(" ")
-            if kind.lower() != "bearer" or not secret.strip():
-                raise Unauthorized("send the API key as 'Authorization: Bearer <key>'",
-                                   reason="bad_authorization_header")
-            g.principal = self.access.authenticate(secret.strip())
+            try:
+                if kind.lower() != "bearer" or not secret.strip():
+                    raise Unauthorized("send the API key as 'Authorization: Bearer <key>'",
+                                       reason="bad_authorization_header")
+                with stage("auth"):
+                    g.principal = self.access.authenticate(secret.strip())
+            except Unauthorized:
+                self.failures.failed(address)
+                raise
         else:
             raise Unauthorized("this route needs an API key: send 'Authorization: Bearer <key>' "
                                "(create one with `voiceprint keys create`)", reason="no_key")

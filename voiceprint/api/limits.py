@@ -79,3 +79,24 @@ class VerifyLockout:
         reset, remaining = self.limiter.get_window_stats(self.item,
                                                          *self._keys(tenant_id, speaker_id))
         return {"remaining_attempts": remaining, "window_reset": reset}
+
+
+class AuthFailureLimit:
+    """Refused keys per client address: past ``per_minute`` the address gets 429 before any
+    key lookup or audit write (guessing keys is hopeless anyway: they are 256-bit random;
+    this bounds the work and the audit rows a scanner can cause)."""
+
+    def __init__(self, config: Config, per_minute: int = 30) -> None:
+        self.item = RateLimitItemPerSecond(per_minute, 60)
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri(config)))
+        self.prefix = f"{config.MILVUS_COLLECTION_PREFIX}:authfail"
+
+    def check(self, address: str) -> None:
+        if not self.limiter.test(self.item, self.prefix, address):
+            reset, _ = self.limiter.get_window_stats(self.item, self.prefix, address)
+            raise TooManyRequests("too many refused API keys from this address; try again later",
+                                  reason="too_many_auth_failures",
+                                  retry_after=int(reset - time.time()) + 1)
+
+    def failed(self, address: str) -> None:
+        self.limiter.hit(self.item, self.prefix, address)

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from voiceprint.api import record, runtime, tenant_id, upload_from, verify_lockout
+from voiceprint.api.context import record, runtime, tenant_id, upload_from, verify_lockout
 from voiceprint.api.auth import requires
 from voiceprint.api.blueprint import VoiceprintBlueprint
 from voiceprint.api.schemas import (IdentificationSchema, IdentifyForm, VerificationSchema,

@@ -121,7 +121,10 @@ class ClipOutcomeSchema(ma.Schema):
         "description": "score against the enrolled voiceprint, on the operating point's scale"})
     reasons = ma.fields.List(ma.fields.Dict(), metadata={
         "description": "why a clip was rejected: reason code (duplicate, voice_mismatch, "
-                       "too_little_speech...), message, measured values"})
+                       "different_speaker, too_little_speech...), message, measured values"})
+    warnings = ma.fields.List(ma.fields.Dict(), metadata={
+        "description": "accepted, but flagged: inconsistent_clip / clips_disagree (unlike the "
+                       "enrollment's other clips: noise, a bad channel, or another speaker)"})
 
 
 class EnrollmentSchema(ma.Schema):
@@ -157,8 +160,26 @@ class OperatingPointSchema(ma.Schema):
     threshold = ma.fields.Float(metadata={"description": "accept when score >= threshold"})
     calibrated = ma.fields.Boolean(metadata={"description": "false: a built-in default, not measured"})
     normalization = ma.fields.String()
-    expected_far = ma.fields.Float(allow_none=True, metadata={"description": "false-accept rate measured at calibration"})
-    expected_frr = ma.fields.Float(allow_none=True, metadata={"description": "false-reject rate measured at calibration"})
+    expected_far = ma.fields.Float(allow_none=True, metadata={
+        "description": "false-accept rate at the threshold (point estimate, a fraction; never a "
+                       "bare 0 - see far_upper_95)"})
+    expected_frr = ma.fields.Float(allow_none=True, metadata={
+        "description": "false-reject rate at the threshold (point estimate, a fraction)"})
+    far_upper_95 = ma.fields.Float(allow_none=True, metadata={
+        "description": "upper end of the exact 95% interval of the false-accept rate"})
+    frr_upper_95 = ma.fields.Float(allow_none=True, metadata={
+        "description": "upper end of the exact 95% interval of the false-reject rate"})
+    resolvable = ma.fields.Boolean(allow_none=True, metadata={
+        "description": "false: too few impostor trials for this FAR (fewer than 3/FAR); the "
+                       "threshold is extrapolated and the bound is what to rely on"})
+    target_far = ma.fields.Float(allow_none=True)
+    trials = ma.fields.Dict(allow_none=True, metadata={
+        "description": "genuine/impostor trial counts behind the rates"})
+    requested = ma.fields.String(allow_none=True, metadata={
+        "description": "the point name asked for, when another one answered (uncalibrated)"})
+    open_set = ma.fields.Dict(allow_none=True, metadata={
+        "description": "identify: the target false-identification rate and the number of "
+                       "enrolled speakers the threshold was sized to"})
     source = ma.fields.String()
 
 

@@ -13,7 +13,7 @@ from flask import send_file
 from flask.views import MethodView
 from flask_smorest import abort
 
-from voiceprint.api import record, runtime, tenant_id, upload_from
+from voiceprint.api.context import record, runtime, tenant_id, upload_from
 from voiceprint.api.auth import requires
 from voiceprint.api.blueprint import VoiceprintBlueprint
 from voiceprint.api.sound_schemas import (CountSchema, DropArgs, DropResultSchema,

@@ -6,7 +6,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import abort
 
-from voiceprint.api import principal, record, runtime, tenant_id, upload_from
+from voiceprint.api.context import principal, record, runtime, tenant_id, upload_from
 from voiceprint.api.auth import requires
 from voiceprint.api.blueprint import VoiceprintBlueprint
 from voiceprint.api.schemas import (EnrollForm, EnrollmentSchema, SpeakerCreateSchema,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from voiceprint.cli import cli_runtime, echo_json, main
+from voiceprint.cli.base import cli_runtime, echo_json, main
 from voiceprint.config import Config
 
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from voiceprint.cli import audit_cli, cli_runtime, echo_json, main, tenant_option, tenant_of
+from voiceprint.cli.base import audit_cli, cli_runtime, echo_json, main, tenant_option, tenant_of
 from voiceprint.services.access import SCOPES
 
 

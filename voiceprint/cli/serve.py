@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from voiceprint.cli import main
+from voiceprint.cli.base import main
 from voiceprint.config import Config
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from voiceprint.cli import audit_cli, cli_runtime, tenant_of, tenant_option
+from voiceprint.cli.base import audit_cli, cli_runtime, tenant_of, tenant_option
 from voiceprint.services.sounds.formats import DEFAULT_LIBRARY, TOP_K_MAX
 
 EXIT_SOME_FAILED = 1

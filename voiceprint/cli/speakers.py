@@ -6,7 +6,7 @@ from typing import Any, Iterator
 
 import click
 
-from voiceprint.cli import (EXIT_REJECTED, audit_cli, cli_runtime, echo_json, main,
+from voiceprint.cli.base import (EXIT_REJECTED, audit_cli, cli_runtime, echo_json, main,
                             tenant_of, tenant_option)
 
 

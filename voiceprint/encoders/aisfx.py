@@ -31,11 +31,12 @@ Front end, as the package's own librosa path computes it
   below about 1.2 s and zero-pads above; repeating beat zero-padding under
   noise: 20 dB top-3 90% vs 66%).
 
-Inference runs on ONNX Runtime when it is installed (``backend="onnxruntime"``,
-the default): the network is exported with ``torch.onnx.export`` in memory at
-load time (about 1 s, nothing cached on disk) and checked against PyTorch on a
-probe input; measured 27 vs 81 ms wall per block (19 vs 54 ms CPU), batch 8,
-2 threads, loaded machine. ``backend="torch"`` keeps PyTorch.
+Inference runs through :func:`voiceprint.encoders.torch_runtime.choose_runner`
+like the other torch encoders: ``runtime="auto"`` (default) uses an ONNX
+export (cached under ``cache_dir``, keyed by the checkpoint's sha256 and
+verified against PyTorch on probe clips) and falls back to PyTorch;
+``"onnx"`` / ``"native"`` force one. Measured 27 vs 81 ms wall per block
+(19 vs 54 ms CPU), batch 8, 2 threads, loaded machine.
 
 Outputs: :meth:`AisfxEncoder.embed_blocks_batch` gives every block's
 L2-normalised 512-dim vector (block ``i`` starts at ``i * 50`` frames, the
@@ -52,11 +53,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from voiceprint.encoders.base import Encoder, l2_normalize
+from voiceprint.encoders.exports import file_sha256, probe_clips
+from voiceprint.encoders.options import EncoderOptions
 from voiceprint.errors import AudioError, EncoderUnavailable
 
-BACKENDS = ("onnxruntime", "torch")
-#: largest |onnxruntime - torch| accepted on the load-time probe (outputs are O(1))
-PROBE_TOLERANCE = 1e-3
+#: bump when the exported graph changes (invalidates cached exports)
+GRAPH_VERSION = 1
 INSTALL_ADVICE = "pip install --no-deps aisfx==0.1.2 (the wheel carries the weights)"
 CHECKPOINT_NAME = "checkpoint.pth"
 
@@ -216,86 +218,54 @@ class AisfxEncoder(Encoder):
     #: changes and lossless copies; the landmarks catch noisy, band-limited and cut ones.
     near_duplicate_cosine: float = 0.9898
 
-    def __init__(self, checkpoint: str | Path, *, num_threads: int | None = None,
-                 max_blocks: int = 32, backend: str | None = None) -> None:
+    def __init__(self, checkpoint: str | Path, options: EncoderOptions | None = None, *,
+                 max_blocks: int = 32) -> None:
         try:
             import librosa  # noqa: F401
-            import torch
 
+            from voiceprint.encoders import torch_runtime
             from voiceprint.encoders.aisfx_model import EmbeddingNet
         except ImportError as exc:
             raise EncoderUnavailable(f"the aisfx encoder needs torch and librosa ({exc}): "
                                      "pip install torch==2.13.0 librosa") from exc
+        opts = options or EncoderOptions()
         self.checkpoint = Path(checkpoint)
         state = load_embedding_state(self.checkpoint)
         width = int(state["conv_block1.conv1.weight"].shape[0])
-        model = EmbeddingNet(width)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise EncoderUnavailable(f"the aiSFX checkpoint does not fit the network: {exc}") from exc
-        model.eval()
-        if num_threads:
-            torch.set_num_threads(int(num_threads))
-        self.num_threads = torch.get_num_threads()
-        self._torch = torch
-        self._model = model
-        self.dim = model.out_dim
+        self.dim = width * 8
         self.front_end = FRONT_END
         self._basis = mel_basis(self.front_end)
         self.max_blocks = max(1, int(max_blocks))
-        self._session: Any = None
-        self.backend = self._start_backend(backend)
 
-    def _start_backend(self, backend: str | None) -> str:
-        """``onnxruntime`` (exported in memory, probe-checked) or ``torch``."""
-        if backend is not None and backend not in BACKENDS:
-            raise EncoderUnavailable(f"unknown aisfx backend {backend!r}; use one of "
-                                     f"{', '.join(BACKENDS)}", reason="unknown_backend")
-        if backend == "torch":
-            return "torch"
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            if backend == "onnxruntime":
-                raise EncoderUnavailable(f"onnxruntime is not installed ({exc}): "
-                                         "pip install onnxruntime") from exc
-            return "torch"
-        import io
-        import warnings
+        def module() -> Any:
+            model = EmbeddingNet(width)
+            try:
+                model.load_state_dict(state)
+            except RuntimeError as exc:
+                raise EncoderUnavailable(f"the aiSFX checkpoint does not fit the network: {exc}") from exc
+            model.eval()
+            return model
 
-        torch = self._torch
-        probe = np.random.default_rng(0).random((2, self.front_end.block_frames,
-                                                 self.front_end.n_mels)).astype(np.float32)
-        buf = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(self._model, (torch.from_numpy(probe),), buf,
-                              input_names=["blocks"], output_names=["embeddings"],
-                              dynamic_axes={"blocks": {0: "n"}, "embeddings": {0: "n"}},
-                              opset_version=17, dynamo=False)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(self.num_threads)
-        opts.inter_op_num_threads = 1
-        session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
-        want = self._torch_forward(probe)
-        got = session.run(None, {"blocks": probe})[0]
-        if not np.allclose(got, want, atol=PROBE_TOLERANCE, rtol=0):
-            raise EncoderUnavailable("the ONNX export of the aisfx network disagrees with "
-                                     f"PyTorch (max diff {np.abs(got - want).max():.2e}); "
-                                     "use backend='torch'")
-        self._session = session
-        return "onnxruntime"
-
-    def _torch_forward(self, blocks: np.ndarray) -> np.ndarray:
-        with self._torch.inference_mode():
-            return self._model(self._torch.from_numpy(np.ascontiguousarray(blocks))).numpy()
+        fe = self.front_end
+        choice = torch_runtime.choose_runner(
+            self.name, opts, weights_sha256=file_sha256(self.checkpoint), module=module,
+            example=np.zeros((2, fe.block_frames, fe.n_mels), np.float32), dynamic={0: "blocks"},
+            probe_inputs=self._probe_inputs, default_precision="fp32",
+            settings={"frames": fe.block_frames, "n_mels": fe.n_mels}, graph_version=GRAPH_VERSION)
+        self._run = choice.runner
+        self.backend = choice.backend
+        self.runner_choice = choice
 
     @classmethod
     def load(cls, model_dir: str | None = None, num_threads: int | None = None,
              **options: Any) -> "AisfxEncoder":
-        """Load the wheel's checkpoint (or ``model_dir``'s ``checkpoint.pth``); no network."""
-        return cls(checkpoint_path(model_dir), num_threads=num_threads, **options)
+        """Load the wheel's checkpoint (or ``model_dir``'s ``checkpoint.pth``); no network.
+        ``options``: the other :class:`~voiceprint.encoders.options.EncoderOptions` fields."""
+        opts = EncoderOptions.of(num_threads=num_threads, **options)
+        return cls(checkpoint_path(model_dir), opts)
+
+    def _probe_inputs(self) -> list[np.ndarray]:
+        return [self.blocks(self.features(c)) for c in probe_clips(self.sample_rate)]
 
     # -- front end -------------------------------------------------------------------
     def features(self, waveform: np.ndarray) -> np.ndarray:
@@ -309,13 +279,8 @@ class AisfxEncoder(Encoder):
 
     def run_blocks(self, blocks: np.ndarray) -> np.ndarray:
         """Raw (unnormalised) network outputs ``(n, dim)`` for ``(n, frames, 96)`` inputs."""
-        out = []
-        for start in range(0, len(blocks), self.max_blocks):
-            chunk = np.ascontiguousarray(blocks[start:start + self.max_blocks], dtype=np.float32)
-            if self._session is not None:
-                out.append(self._session.run(None, {"blocks": chunk})[0])
-            else:
-                out.append(self._torch_forward(chunk))
+        out = [self._run(np.ascontiguousarray(blocks[start:start + self.max_blocks], np.float32))
+               for start in range(0, len(blocks), self.max_blocks)]
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
 
     # -- embeddings --------------------------------------------------------------------
@@ -345,5 +310,5 @@ class AisfxEncoder(Encoder):
 
     def describe(self) -> dict[str, object]:
         fe = self.front_end
-        return {**super().describe(), "backend": self.backend,
+        return {**super().describe(),
                 "block_seconds": round(fe.block_seconds, 3), "hop_seconds": round(fe.hop_seconds, 3)}

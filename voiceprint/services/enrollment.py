@@ -9,7 +9,16 @@ Per request every clip is judged and rejections carry reasons:
   match the voiceprint at the operating point used by verify - so nobody can
   pull a voiceprint towards their own voice by adding clips to it. A key with
   the speakers scope may ask to ``replace`` the voiceprint instead (the old
-  utterances, vectors and audio go, the new clips become the voiceprint).
+  utterances, vectors and audio go, the new clips become the voiceprint);
+* ``different_speaker``: the clip is no closer to the enrollment's other
+  clips (and the speaker's stored utterances) than a typical *different*
+  speaker is - a second voice (:mod:`voiceprint.scoring.enrollment_consistency`).
+
+Clips that are accepted but unlike the others by more than 99% of
+same-speaker pairs (``inconsistent_clip``, or ``clips_disagree`` for two clips
+that disagree) carry a warning: a bad channel, noise, or another speaker.
+They are not refused, because short or band-limited genuine recordings also
+land there (measured: 8 kHz FSDD digit strings).
 
 The accepted clips are embedded in one batch; then one unit of work writes
 the utterance rows, their audio, the recomputed voiceprint (the
@@ -27,9 +36,11 @@ import sqlalchemy as sa
 
 from voiceprint.errors import AudioError, VoiceprintError
 from voiceprint.runtime import Runtime
-from voiceprint.scoring.cosine import centroid
+from voiceprint.scoring.cosine import centroid, cosine_matrix
+from voiceprint.scoring.enrollment_consistency import check_clips
 from voiceprint.services.intake import (CheckedClip, Upload, check_clip, check_request_audio,
                                         enrollment_thresholds)
+from voiceprint.services.decisions import consistency_rule
 from voiceprint.services.recognition import RecognitionService
 from voiceprint.services.speakers import enrollment_status, speaker_row
 from voiceprint.stores.records import utcnow, utterances, voiceprints
@@ -48,6 +59,8 @@ class ClipOutcome:
     #: score against the existing voiceprint (on the operating point's scale), when checked
     score: float | None = None
     reasons: list[dict[str, Any]] = field(default_factory=list)
+    #: accepted, but flagged (e.g. unlike the enrollment's other clips)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -128,9 +141,10 @@ class EnrollmentService:
 
         if good:
             vectors = encoder.embed_batch([c.waveform(encoder.sample_rate) for _, c in good])
-            keep = self._matching_voice(speaker_id, good, vectors, replace)
-            good = [g for g, k in zip(good, keep) if k]
-            vectors = vectors[keep]
+            for check in (self._matching_voice, self._consistent):
+                keep = check(speaker_id, encoder.name, good, vectors, replace)
+                good = [g for g, k in zip(good, keep) if k]
+                vectors = vectors[keep]
         if good:
             self._store(speaker_id, encoder.name, good, vectors, replace)
             for out, _ in good:
@@ -141,8 +155,9 @@ class EnrollmentService:
                                    encoder.name, cfg.ENROLL_MIN_SPEECH_SECONDS)
         return EnrollmentResult(speaker_id, outcomes, status, replaced=replace and bool(good))
 
-    def _matching_voice(self, speaker_id: int, good: list[tuple[ClipOutcome, CheckedClip]],
-                        vectors: np.ndarray, replace: bool) -> np.ndarray:
+    def _matching_voice(self, speaker_id: int, encoder: str,
+                        good: list[tuple[ClipOutcome, CheckedClip]], vectors: np.ndarray,
+                        replace: bool) -> np.ndarray:
         """Which clips may join an enrolled speaker's voiceprint (all, when not enrolled
         or replacing); the others are rejected as ``voice_mismatch``."""
         keep = np.ones(len(good), dtype=bool)
@@ -153,7 +168,8 @@ class EnrollmentService:
         basis = recog.decision_basis()
         model = from_blob(vp.embedding)
         for i, ((out, _), vec) in enumerate(zip(good, vectors)):
-            score = float(basis.normalise(model[None], vec, np.array([float(model @ vec)]))[0])
+            cosine = float(cosine_matrix(model, vec)[0, 0])
+            score = float(basis.normalise(model[None], vec, np.array([cosine]))[0])
             out.score = round(score, 6)
             if score < basis.point.threshold:
                 keep[i] = False
@@ -164,6 +180,34 @@ class EnrollmentService:
                         "'speakers' scope can enroll with replace=true",
                         score=round(score, 6), threshold=basis.point.threshold,
                         operating_point=basis.point.name)
+        return keep
+
+    def _consistent(self, speaker_id: int, encoder: str,
+                    good: list[tuple[ClipOutcome, CheckedClip]], vectors: np.ndarray,
+                    replace: bool) -> np.ndarray:
+        """Which clips may join: a clip that sounds like a different speaker than the
+        enrollment's other clips (and the stored utterances) is refused; one that is only
+        unusually unlike them is accepted with a warning."""
+        keep = np.ones(len(good), dtype=bool)
+        with self.rt.engine.connect() as conn:
+            rule = consistency_rule(conn, encoder, self.tenant_id)
+        if rule is None:
+            return keep
+        vp = None if replace else RecognitionService(self.rt, self.tenant_id).voiceprint(speaker_id)
+        verdicts = check_clips(vectors, rule,
+                               existing=from_blob(vp.embedding) if vp is not None else None,
+                               existing_count=int(vp.n_utterances) if vp is not None else 0)
+        for i, ((out, _), verdict) in enumerate(zip(good, verdicts)):
+            if verdict.consistent:
+                continue
+            entry = {"reason": verdict.reason or "inconsistent_clip",
+                     "message": verdict.message or "", "score": round(verdict.score, 4),
+                     "threshold": round(rule.inconsistent_below, 4)}
+            if verdict.reason == "different_speaker":
+                keep[i] = False
+                out.reasons.append(entry)
+            else:
+                out.warnings.append(entry)
         return keep
 
     def _store(self, speaker_id: int, encoder: str, good: list[tuple[ClipOutcome, CheckedClip]],

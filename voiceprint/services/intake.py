@@ -18,6 +18,7 @@ from voiceprint.audio import (AudioLimits, DecodedAudio, QualityReport, QualityT
                               assess_clip, decode_bytes, probe_bytes, resample)
 from voiceprint.config import Config
 from voiceprint.errors import AudioError, VoiceprintError
+from voiceprint.timing import stage
 
 
 def check_filename(name: str | None) -> str | None:
@@ -51,7 +52,8 @@ class CheckedClip:
 
     def waveform(self, sample_rate: int) -> np.ndarray:
         """Mono float32 samples resampled to ``sample_rate`` Hz."""
-        return resample(self.audio.samples, self.audio.sample_rate, sample_rate)
+        with stage("resample"):
+            return resample(self.audio.samples, self.audio.sample_rate, sample_rate)
 
 
 def limits(config: Config) -> AudioLimits:
@@ -85,8 +87,11 @@ def enrollment_thresholds(config: Config) -> QualityThresholds:
 
 def check_clip(upload: Upload, config: Config, thresholds: QualityThresholds) -> CheckedClip:
     """Decode and assess; raises :class:`AudioError` when the bytes are not usable audio."""
-    audio = decode_bytes(upload.data, limits=limits(config), filename=upload.filename)
-    return CheckedClip(upload, audio, assess_clip(audio, thresholds))
+    with stage("decode"):
+        audio = decode_bytes(upload.data, limits=limits(config), filename=upload.filename)
+    with stage("vad"):
+        quality = assess_clip(audio, thresholds)
+    return CheckedClip(upload, audio, quality)
 
 
 def check_query(upload: Upload, config: Config) -> CheckedClip:

@@ -19,13 +19,16 @@ import sqlalchemy as sa
 
 from voiceprint.errors import Conflict
 from voiceprint.runtime import Runtime
+from voiceprint.scoring.cosine import cosine_matrix
 from voiceprint.scoring.normalization import as_norm, top_n_stats
-from voiceprint.services.calibration import COHORT_TOP_N, cohort_of, latest_calibration
-from voiceprint.services.decisions import OperatingPoint, resolve_operating_point
+from voiceprint.services.calibration import COHORT_TOP_N, load_cohort
+from voiceprint.services.decisions import (OperatingPoint, decision_basis, enrolled_count,
+                                           open_set_basis)
 from voiceprint.services.intake import Upload, check_query
 from voiceprint.services.speakers import speaker_row
 from voiceprint.stores.records import speakers, utterances, voiceprints
 from voiceprint.stores.types import from_blob
+from voiceprint.timing import stage
 
 #: candidates fetched from Milvus before AS-norm re-ranks them
 RERANK_POOL = 20
@@ -86,26 +89,40 @@ class RecognitionService:
         """Check and embed a probe; (unit vector, facts about the clip)."""
         clip = check_query(upload, self.rt.config)
         encoder = self.rt.speaker_encoder()
-        vec = encoder.embed(clip.waveform(encoder.sample_rate))
+        wave = clip.waveform(encoder.sample_rate)
+        with stage("embed"):
+            vec = encoder.embed(wave)
         return vec, {"duration_s": round(clip.audio.duration_s, 3),
                      "speech_seconds": round(clip.quality.speech_seconds, 3),
                      "sample_rate": clip.audio.sample_rate}
 
-    def decision_basis(self, point_name: str | None = None) -> DecisionBasis:
-        """The operating point to judge by and, for AS-norm, the cohort."""
-        rt = self.rt
-        name = point_name or rt.config.OPERATING_POINT
-        want_norm = rt.config.SCORE_NORMALIZATION in ("auto", "asnorm")
-        with rt.engine.connect() as conn:
-            row = latest_calibration(conn, self.encoder) if want_norm else None
-            point = resolve_operating_point(conn, self.encoder, name,
-                                            "asnorm" if row else "none",
-                                            rt.config.DEFAULT_THRESHOLD)
-        if row is None or point.normalization != "asnorm":
-            return DecisionBasis(point, None)
-        if row.id not in rt.cohorts:
-            rt.cohorts[row.id] = cohort_of(row)
-        return DecisionBasis(point, rt.cohorts[row.id])
+    def decision_basis(self, point_name: str | None = None, *,
+                       identify: bool = False) -> DecisionBasis:
+        """The operating point to judge by and, for AS-norm, the cohort.
+
+        Identify without a named point judges by the open-set point: the
+        threshold at which an unknown caller is wrongly identified with
+        probability ``OPEN_SET_FALSE_ID_RATE`` among the tenant's N enrolled
+        speakers (the response's ``operating_point.open_set`` says which rate
+        and N). Verify (and a named point) judges by the calibrated point.
+        """
+        rt, cfg = self.rt, self.rt.config
+        with stage("db"), rt.engine.connect() as conn:
+            if identify and point_name is None and cfg.OPEN_SET_FALSE_ID_RATE:
+                basis = open_set_basis(conn, self.encoder,
+                                       enrolled_count(conn, self.encoder, self.tenant_id),
+                                       cfg.OPEN_SET_FALSE_ID_RATE, cfg.SCORE_NORMALIZATION,
+                                       cfg.DEFAULT_THRESHOLD, tenant_id=self.tenant_id)
+            else:
+                basis = decision_basis(conn, self.encoder, point_name or cfg.OPERATING_POINT,
+                                       cfg.SCORE_NORMALIZATION, cfg.DEFAULT_THRESHOLD,
+                                       tenant_id=self.tenant_id)
+            if not basis.needs_cohort or basis.calibration_id is None:
+                return DecisionBasis(basis.point, None)
+            cid = basis.calibration_id
+            if cid not in rt.cohorts:
+                rt.cohorts[cid] = load_cohort(conn, cid)
+        return DecisionBasis(basis.point, rt.cohorts[cid])
 
     def voiceprint(self, speaker_id: int) -> Any:
         """The speaker's voiceprint row for the active encoder, or None."""
@@ -146,17 +163,19 @@ class RecognitionService:
                  operating_point: str | None = None) -> Identification:
         rt = self.rt
         k = top_k or rt.config.IDENTIFY_TOP_K
-        basis = self.decision_basis(operating_point)
+        basis = self.decision_basis(operating_point, identify=True)
         vec, info = self.embed_query(upload)
-        ranked = self._search(vec, max(k, RERANK_POOL) if basis.cohort is not None else k)
+        with stage("search"):
+            ranked = self._search(vec, max(k, RERANK_POOL) if basis.cohort is not None else k)
         ids = [s for s, _ in ranked]
         cosines = np.array([c for _, c in ranked], dtype=np.float32)
         scores = cosines
         if basis.cohort is not None and ranked:
-            models = self._voiceprints(ids)
-            scores = basis.normalise(np.stack([models[s] for s in ids]), vec, cosines)
+            with stage("normalise"):
+                models = self._voiceprints(ids)
+                scores = basis.normalise(np.stack([models[s] for s in ids]), vec, cosines)
         order = np.argsort(-scores, kind="stable")[:k]
-        with rt.engine.connect() as conn:  # the join also drops hits deleted meanwhile
+        with stage("db"), rt.engine.connect() as conn:  # the join drops hits deleted meanwhile
             rows = {r.id: r for r in conn.execute(sa.select(speakers).where(
                 speakers.c.tenant_id == self.tenant_id, speakers.c.id.in_(ids or [-1])))}
         candidates = [Candidate(ids[i], rows[ids[i]].external_id, rows[ids[i]].name,
@@ -195,7 +214,7 @@ class RecognitionService:
                 sa.select(utterances.c.embedding).where(
                     utterances.c.speaker_id == speaker_id,
                     utterances.c.encoder == self.encoder))])
-        return embs[int(np.argmax(embs @ vec))]
+        return embs[int(np.argmax(cosine_matrix(embs, vec)[:, 0]))]
 
     def verify(self, speaker_id: int, upload: Upload,
                operating_point: str | None = None) -> Verification:
@@ -203,7 +222,8 @@ class RecognitionService:
         basis = self.decision_basis(operating_point)
         vec, info = self.embed_query(upload)
         model = self.model_of(speaker_id, vp, vec)
-        cosine = float(model @ vec)
-        score = float(basis.normalise(model[None], vec, np.array([cosine]))[0])
+        cosine = float(cosine_matrix(model, vec)[0, 0])
+        with stage("normalise"):
+            score = float(basis.normalise(model[None], vec, np.array([cosine]))[0])
         cand = Candidate(spk.id, spk.external_id, spk.name, round(score, 6), round(cosine, 6))
         return Verification(score >= basis.point.threshold, cand.score, cand, basis.point, info)
