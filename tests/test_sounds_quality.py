@@ -16,7 +16,7 @@ the top 3 for at least 90% of the queries.
   the ``aisfx`` wheel (so this runs offline wherever the wheel is installed;
   it is skipped only when the package is missing); gain, crop and resample
   must reach 90% (measured 100%, 98%, 100%). White noise at 20 dB: 62% with
-  cosine alone, 80% with the service's landmark fingerprints, which find
+  cosine alone, 73-80% with the service's landmark fingerprints, which find
   few peaks in these generated steady tones and chirps (on 1,333 real game
   sounds they reach 98%, ``python -m eval.sounds``); it is reported and
   marked xfail below target.
