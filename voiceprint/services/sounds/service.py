@@ -56,11 +56,11 @@ from voiceprint.runtime import Runtime
 from voiceprint.scoring.cosine import cosine_matrix
 from voiceprint.services.intake import Upload, check_request_audio, limits
 from voiceprint.services.sounds.catalog import Library, LibraryCatalog, library_of
-from voiceprint.services.sounds.near_duplicates import (landmark_counts, mark_near_duplicates,
-                                                        with_landmarks)
 from voiceprint.services.sounds.formats import (DEFAULT_LIBRARY, SILENT_PEAK_DBFS, TOP_K_MAX,
                                                 check_tags, content_type, peak_dbfs,
                                                 stored_suffix)
+from voiceprint.services.sounds.near_duplicates import (landmark_counts, mark_near_duplicates,
+                                                        with_landmarks)
 from voiceprint.stores.records import (sound_landmarks, sound_libraries, sound_tags, sounds,
                                        utcnow)
 from voiceprint.stores.types import MAX_ID, from_blob, to_blob
