@@ -40,7 +40,7 @@ Design (the README's "Sound search" section says the same):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, Sequence
 
@@ -61,6 +61,7 @@ from voiceprint.services.sounds.formats import (DEFAULT_LIBRARY, SILENT_PEAK_DBF
                                                 stored_suffix)
 from voiceprint.services.sounds.near_duplicates import (landmark_counts, mark_near_duplicates,
                                                         with_landmarks)
+from voiceprint.services.sounds.results import InsertResult, ItemOutcome, SearchResult
 from voiceprint.stores.records import (sound_landmarks, sound_libraries, sound_tags, sounds,
                                        utcnow)
 from voiceprint.stores.types import MAX_ID, from_blob, to_blob
@@ -73,53 +74,6 @@ EXACT_FILTER_MAX = 1000
 EMBED_CHUNK = 16
 #: extra vectors fetched so hits whose row is gone (orphans) do not shorten results
 ORPHAN_SLACK = 8
-
-
-@dataclass
-class ItemOutcome:
-    """What happened to one uploaded file: ``inserted``, ``duplicate`` or ``rejected``."""
-
-    index: int
-    filename: str | None
-    status: str = "rejected"
-    id: int | None = None
-    name: str | None = None
-    duplicate_of: dict[str, Any] | None = None
-    #: closest stored sound (or earlier file: ``index``) at or above the near-duplicate threshold
-    near_duplicate_of: dict[str, Any] | None = None
-    duration_s: float | None = None
-    reasons: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class InsertResult:
-    library: str
-    items: list[ItemOutcome]
-
-    def _with(self, status: str) -> list[ItemOutcome]:
-        return [i for i in self.items if i.status == status]
-
-    @property
-    def inserted(self) -> list[ItemOutcome]:
-        return self._with("inserted")
-
-    @property
-    def duplicates(self) -> list[ItemOutcome]:
-        return self._with("duplicate")
-
-    @property
-    def rejected(self) -> list[ItemOutcome]:
-        return self._with("rejected")
-
-
-@dataclass
-class SearchResult:
-    library: str
-    top_k: int
-    results: list[dict[str, Any]]
-    query: dict[str, Any]
-    filter: dict[str, str]
-    strategy: str  # "ann", "exact" (filtered, few matches) or "ann+filter"
 
 
 @dataclass
