@@ -1,6 +1,6 @@
 """Sound search at scale: insert throughput and search latency through the service layer.
 
-    python -m eval.bench_sounds [--n 10000] [--milvus lite|server|URI] [--model small|full|DIR]
+    python -m eval.bench_sounds [--n 10000] [--milvus lite|server|URI] [--model small|full|aisfx|DIR]
         [--batch 16] [--queries 200] [--seconds 2.0] [--database URL]
 
 What is measured (wall clock, this process, one thread of requests):
@@ -17,6 +17,8 @@ What is measured (wall clock, this process, one thread of requests):
   database) and of the Milvus search alone on the same query vectors, plus
   how often the original is in the top 3.
 
+``--model aisfx`` is the aiSFX model with its real weights (from the
+``aisfx`` wheel; the library is created with that encoder).
 ``--model small`` (default) is the test suite's small CNN14 checkpoint
 (random weights, calibrated batch norm: the service's cost without most of
 the network's); ``full`` is a full-size random CNN14 (80.8 M parameters:
@@ -48,6 +50,9 @@ def build_encoder(model: str) -> Any:
     from tests import sound_fixtures as sfx
     from voiceprint.encoders.panns_cnn14 import PannsCnn14Encoder
 
+    if model == "aisfx":
+        from voiceprint.encoders.aisfx import AisfxEncoder
+        return AisfxEncoder.load(num_threads=2)
     if model == "small":
         if not (SMALL / "cnn14.pdparams").is_file():
             if SMALL.exists():
@@ -99,7 +104,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     app = create_app({"DATA_DIR": str(work), "DATABASE_URL": url, "MILVUS_URI": milvus,
                       "MILVUS_COLLECTION_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
                       "AUDIO_DIR": str(work / "audio"), "PRELOAD_MODELS": False,
-                      "MILVUS_INDEX": args.index})
+                      "MILVUS_INDEX": args.index,
+                      "SOUND_ENCODER": "aisfx" if args.model == "aisfx" else "panns_cnn14"})
     rt = app.extensions["voiceprint"]
     try:
         encoder = build_encoder(args.model)
@@ -134,7 +140,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                       f"{(start + len(res.items)) / el:.1f} clips/s", flush=True)
         insert_s = time.perf_counter() - t0
         insert_embed_s = embed_time[0]
-        lib = svc.library("bench")
+        lib = svc.catalog.library("bench")
         t0 = time.perf_counter()
         rt.vectors.flush(lib.collection)  # seal segments so the index is really built
         index = wait_for_index(rt, lib.collection)
@@ -238,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=10000, help="sounds to insert")
     p.add_argument("--milvus", default="lite", help="lite, server (started here) or a URI")
-    p.add_argument("--model", default="small", help="small, full (random full-size) or a model dir")
+    p.add_argument("--model", default="small", help="small, full (random full-size CNN14), aisfx (real weights) or a CNN14 model dir")
     p.add_argument("--index", default="HNSW")
     p.add_argument("--batch", type=int, default=16, help="files per insert call")
     p.add_argument("--queries", type=int, default=200)

@@ -12,13 +12,22 @@ the top 3 for at least 90% of the queries.
   learned invariance to added noise or a shifted start, so those two are
   reported and marked xfail when below target (measured on this machine:
   noise about 17%, crop about 75%; gain 100%, resample about 95%).
-* ``real-weights``: PaddleSpeech's pretrained panns_cnn14 when it is found
-  (``VOICEPRINT_PANNS_MODEL_DIR`` or PaddleSpeech's cache; never
+* ``real-weights-aisfx``: the aiSFX sound-effects model whose weights ship in
+  the ``aisfx`` wheel (so this runs offline wherever the wheel is installed;
+  it is skipped only when the package is missing); gain, crop and resample
+  must reach 90% (measured 100%, 98%, 100%). White noise at 20 dB: 62% with
+  cosine alone, 73-80% with the service's landmark fingerprints, which find
+  few peaks in these generated steady tones and chirps (on 1,333 real game
+  sounds they reach 98%, ``python -m eval.sounds``); it is reported and
+  marked xfail below target.
+* ``real-weights-panns``: PaddleSpeech's pretrained panns_cnn14 when it is
+  found (``VOICEPRINT_PANNS_MODEL_DIR`` or PaddleSpeech's cache; never
   downloaded); every perturbation must reach 90%.
 
 Independently of the model, the HTTP ranking must equal an exact cosine
-ranking of the encoder's own embeddings (decode, resample, HNSW and the score
-scale lose nothing).
+fused ranking of the encoder's own embeddings and the landmarks of the same
+audio (decode, resample, HNSW, the landmark table and the score scale lose
+nothing).
 """
 from __future__ import annotations
 
@@ -39,12 +48,24 @@ TARGET = 0.90
 PERTURBATIONS = ("gain", "noise", "crop", "resample")
 #: what the random-weight test checkpoint is expected to manage
 TEST_CHECKPOINT_ASSERTED = ("gain", "resample")
+#: perturbations below target with aisfx on these generated sounds (see the docstring)
+AISFX_COSINE_GAPS = ("noise",)
 
 
-@pytest.fixture(scope="module", params=["test-checkpoint", "real-weights"])
+@pytest.fixture(scope="module",
+                params=["test-checkpoint", "real-weights-aisfx", "real-weights-panns"])
 def encoder(request: pytest.FixtureRequest) -> Any:
     if request.param == "test-checkpoint":
         return request.getfixturevalue("panns_small")
+    if request.param == "real-weights-aisfx":
+        import importlib.util
+
+        if importlib.util.find_spec("aisfx") is None:
+            pytest.skip("the aisfx wheel is not installed (pip install --no-deps aisfx==0.1.2)")
+        from voiceprint.encoders.aisfx import AisfxEncoder
+        return AisfxEncoder.load(num_threads=2,
+                                 cache_dir=str(request.getfixturevalue("tmp_path_factory")
+                                               .mktemp("aisfx_exports")))
     pytest.importorskip("paddle")
     from voiceprint.encoders.panns_cnn14 import PannsCnn14Encoder
     from voiceprint.errors import EncoderUnavailable
@@ -71,7 +92,8 @@ def outcome(encoder: Any, library: list[sfx.Sound],
     migrate.upgrade(url)
     app = create_app({"DATA_DIR": str(base), "DATABASE_URL": url, "MILVUS_URI": str(base / "m.db"),
                       "MILVUS_COLLECTION_PREFIX": f"q{uuid.uuid4().hex[:8]}",
-                      "AUDIO_DIR": str(base / "audio"), "PRELOAD_MODELS": False})
+                      "AUDIO_DIR": str(base / "audio"), "PRELOAD_MODELS": False,
+                      "SOUND_ENCODER": encoder.name})
     app.config["TESTING"] = True
     app.extensions["voiceprint"].models.put(encoder)
     client = app.test_client()
@@ -92,11 +114,11 @@ def outcome(encoder: Any, library: list[sfx.Sound],
             assert r.status_code == 200, r.json
             top = [x["id"] for x in r.json["results"]]
             hits[name.split("_")[0]].append(ids[i] in top)
-            http_top3.append([(x["id"], x["score"]) for x in r.json["results"]])
+            http_top3.append([(x["id"], x["score"], x["landmarks"]) for x in r.json["results"]])
             queries.append(data)
     rates = {p: float(np.mean(v)) for p, v in hits.items()}
     rates["all"] = float(np.mean([x for v in hits.values() for x in v]))
-    print(f"\nnear-duplicate top-3 rate, {getattr(encoder, 'model_root', '?')}: "
+    print(f"\nnear-duplicate top-3 rate, {encoder.name}: "
           + ", ".join(f"{k} {v:.1%}" for k, v in rates.items()))
     yield {"rates": rates, "ids": ids, "http_top3": http_top3, "queries": queries,
            "encoder": encoder, "app": app}
@@ -111,10 +133,14 @@ def _embed(encoder: Any, data: bytes) -> np.ndarray:
 @pytest.mark.parametrize("perturbation", PERTURBATIONS)
 def test_modified_copy_finds_the_original_in_top_3(outcome, request, perturbation):
     rate = outcome["rates"][perturbation]
-    real = "real-weights" in request.node.callspec.id
+    param = request.node.callspec.id
+    real = "real-weights" in param
     if not real and perturbation not in TEST_CHECKPOINT_ASSERTED and rate < TARGET:
         pytest.xfail(f"random-weight test checkpoint: {perturbation} top-3 rate {rate:.1%} "
                      f"< {TARGET:.0%} (no learned invariance)")
+    if "aisfx" in param and perturbation in AISFX_COSINE_GAPS and rate < TARGET:
+        pytest.xfail(f"aisfx: {perturbation} top-3 rate {rate:.1%} < {TARGET:.0%} on generated "
+                     "steady tones (few landmarks); 98% on real sounds")
     assert rate >= TARGET, f"{perturbation}: top-3 rate {rate:.1%}"
 
 
@@ -124,15 +150,29 @@ def test_overall_rate_with_real_weights(outcome, request):
     assert outcome["rates"]["all"] >= TARGET
 
 
-def test_http_ranking_equals_exact_cosine_ranking(outcome, library):
-    """HTTP top 3 (ids and scores) == exact top 3 from the encoder's embeddings."""
+def test_http_ranking_equals_exact_fused_ranking(outcome, library):
+    """HTTP top 3 (ids, cosine scores, landmark counts) == the exact fused ranking from the
+    encoder's embeddings and the landmarks of the same decoded audio."""
+    from voiceprint.audio.landmarks import LandmarkIndex, landmarks
+    from voiceprint.scoring.sound_match import MIN_LANDMARKS_RANK, fused_order
+
     enc, ids = outcome["encoder"], outcome["ids"]
     base = np.stack([_embed(enc, s.encode()) for s in library])
+    index = LandmarkIndex()
+    for j, s in enumerate(library):
+        a = decode_bytes(s.encode())
+        index.add(j, landmarks(a.samples, a.sample_rate))
     rng = np.random.default_rng(0)
     for q in rng.choice(len(outcome["queries"]), 40, replace=False):
-        scores = base @ _embed(enc, outcome["queries"][q])
-        order = np.argsort(-scores)[:3]
-        want = [(ids[j], float(scores[j])) for j in order]
+        data = outcome["queries"][q]
+        scores = base @ _embed(enc, data)
+        a = decode_bytes(data)
+        counts = np.zeros(len(library), np.int64)
+        for j, n in index.match(landmarks(a.samples, a.sample_rate)).items():
+            counts[j] = n
+        order = fused_order(scores, counts, MIN_LANDMARKS_RANK)[:3]
+        want = [(ids[j], float(scores[j]), int(counts[j])) for j in order]
         got = outcome["http_top3"][q]
         assert [g[0] for g in got] == [w[0] for w in want]
         np.testing.assert_allclose([g[1] for g in got], [w[1] for w in want], atol=2e-4)
+        assert [g[2] for g in got] == [w[2] for w in want]

@@ -94,6 +94,10 @@ class SoundSchema(ma.Schema):
 
 class SoundHitSchema(SoundSchema):
     score = ma.fields.Float(metadata={"description": COSINE})
+    landmarks = ma.fields.Integer(metadata={
+        "description": "landmark fingerprints (pairs of spectral peaks) of the query found in "
+                       "this sound at one time offset; from 8 on, the sound contains the query "
+                       "(re-encoded, noisy, cut...) and ranks above cosine-only matches"})
 
 
 class ItemOutcomeSchema(ma.Schema):
@@ -104,6 +108,11 @@ class ItemOutcomeSchema(ma.Schema):
         "description": "the new sound, or for a duplicate the stored one"})
     name = ma.fields.String(allow_none=True)
     duplicate_of = ma.fields.Dict(allow_none=True)
+    near_duplicate_of = ma.fields.Dict(allow_none=True, metadata={
+        "description": "an inserted file that is a near-duplicate (re-encoded, noisier, cut...) "
+                       "of a stored sound: {id, name, score} of the closest one, or {index, ...} "
+                       "of an earlier file in this request; score is the cosine similarity in "
+                       "[-1, 1] at or above the encoder's measured near-duplicate threshold"})
     duration_s = ma.fields.Float(allow_none=True)
     reasons = ma.fields.List(ma.fields.Dict(), metadata={
         "description": "why a file was rejected: reason code, message, measured values"})

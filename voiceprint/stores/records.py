@@ -22,7 +22,7 @@ from voiceprint.stores.types import (BigBlob, BigId, ExactString, UtcDateTime, f
 
 __all__ = ["metadata", "tenants", "api_keys", "audit_log", "speakers", "utterances",
            "voiceprints", "calibrations", "sound_libraries", "sounds", "sound_tags",
-           "sound_loads", "create_db_engine", "to_blob", "from_blob", "utcnow",
+           "sound_loads", "sound_landmarks", "create_db_engine", "to_blob", "from_blob", "utcnow",
            "DEFAULT_TENANT_ID"]
 
 metadata = sa.MetaData()
@@ -175,6 +175,20 @@ sound_tags = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(255), nullable=False),
     sa.Index("ix_sound_tags_key_value", "key", "value"),
+)
+
+#: landmark fingerprints of a sound (voiceprint.audio.landmarks): one row per peak pair,
+#: looked up by (library, hash) at search and insert time to find the sounds that contain
+#: a query at one time offset (near-duplicates under noise, band limits, codecs, cuts)
+sound_landmarks = sa.Table(
+    "sound_landmarks", metadata,
+    sa.Column("sound_id", BigId, sa.ForeignKey("sounds.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("frame", sa.Integer, primary_key=True),
+    sa.Column("hash", sa.Integer, primary_key=True),
+    sa.Column("library_id", BigId, sa.ForeignKey("sound_libraries.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Index("ix_sound_landmarks_library_hash", "library_id", "hash"),
 )
 
 #: progress of CLI bulk loads (``voiceprint sounds load``), readable over HTTP

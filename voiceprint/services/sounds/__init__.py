@@ -2,7 +2,8 @@
 
 * :mod:`.formats` - names, tags, formats (pure functions);
 * :mod:`.catalog` - a tenant's libraries (create, list, drop, load progress);
-* :mod:`.service` - insert, search, read and delete sounds;
+* :mod:`.service` - insert, search, read and delete sounds (:mod:`.results` what they return,
+  :mod:`.near_duplicates` landmark lookup, fused ranking, near-duplicate reports);
 * :mod:`.bulk` - bulk loading from local folders (the CLI).
 
 Consistency with Milvus and the files is :mod:`voiceprint.services.reconcile`.

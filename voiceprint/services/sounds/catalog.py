@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from voiceprint.errors import NotFound, VoiceprintError
 from voiceprint.runtime import Runtime
 from voiceprint.services.sounds.formats import DEFAULT_LIBRARY, check_library_name
-from voiceprint.stores.records import sound_libraries, sound_loads, sound_tags, sounds, utcnow
+from voiceprint.stores.records import (sound_landmarks, sound_libraries, sound_loads, sound_tags,
+                                       sounds, utcnow)
 from voiceprint.stores.unit_of_work import UnitOfWork
 
 
@@ -108,6 +109,7 @@ class LibraryCatalog:
             # explicit deletes: MySQL/SQLite cascades work too, but this is dialect-proof
             conn.execute(sound_tags.delete().where(sound_tags.c.sound_id.in_(
                 sa.select(sounds.c.id).where(sounds.c.library_id == lib.id))))
+            conn.execute(sound_landmarks.delete().where(sound_landmarks.c.library_id == lib.id))
             conn.execute(sounds.delete().where(sounds.c.library_id == lib.id))
             conn.execute(sound_loads.delete().where(sound_loads.c.library_id == lib.id))
             conn.execute(sound_libraries.delete().where(sound_libraries.c.id == lib.id))
