@@ -63,8 +63,8 @@ def _wav(paths: list[Path], gap_s: float = 0.1) -> bytes:
 
 
 def enrollment_clips(fsdd: Path, speaker: str) -> list[bytes]:
-    train = [fsdd / f"{d}_{speaker}_{5 + d}.wav" for d in range(10)]
-    return [_wav(train[a:b]) for a, b in ((0, 4), (4, 7), (7, 10))]
+    """Three recordings of digits 0-9 (training indices 5-7): about 12-15 s of speech."""
+    return [_wav([fsdd / f"{d}_{speaker}_{i}.wav" for d in range(10)]) for i in (5, 6, 7)]
 
 
 def query_clips(fsdd: Path, speaker: str, n: int = 4) -> list[bytes]:
@@ -226,7 +226,8 @@ def run_clients(port: int, key: str, queries: list[tuple[str, bytes]], clients: 
             spk, clip = queries[(offset + i) % len(queries)]
             body, ctype = multipart({"clip": clip})
             status, out, headers, elapsed = call(port, "POST", "/identify", key, body, ctype)
-            timing = server_timing(headers.get("Server-Timing", ""))
+            timing = server_timing({k.lower(): v for k, v in headers.items()}
+                                   .get("server-timing", ""))
             with lock:
                 lat.append(elapsed)
                 for s in STAGES:
