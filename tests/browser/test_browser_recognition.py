@@ -72,7 +72,9 @@ def test_identify_names_the_speaker_and_draws_the_threshold(live_server, enrolle
     facts = page.text("#identify-result dl.facts")
     assert f"{api['margin']:.3f}" in facts
     assert "not calibrated (built-in default)" in facts
-    assert "not measured (no calibration yet)" in facts
+    # identify's open-set point: sized to the number of enrolled speakers, said in words
+    n = api["operating_point"]["open_set"]["n_enrolled"]
+    assert f"threshold sized to {n} enrolled speakers" in facts
     assert not page.console_errors()
 
 

@@ -38,6 +38,14 @@ function operatingPointFacts(op, scoreScale) {
   ];
   const frr = percent(op.expected_frr);
   if (frr !== null) facts.push(["Expected false rejects", frr]);
+  if (op.open_set && Number.isFinite(op.open_set.target_rate)) {
+    const n = op.open_set.n_enrolled;
+    facts.push(["Unknown callers",
+      `at most ${percent(op.open_set.target_rate)} identified as someone (threshold sized to ${n} enrolled speaker${n === 1 ? "" : "s"})`]);
+  }
+  if (op.resolvable === false) {
+    facts.push(["Note", "too few calibration trials to measure this rate: the threshold is extrapolated"]);
+  }
   if (op.normalization && op.normalization !== "none") facts.push(["Score normalisation", op.normalization]);
   if (scoreScale) facts.push(["Score scale", scoreScale]);
   return facts;
