@@ -69,6 +69,7 @@ def main() -> None:
 
 
 from voiceprint.cli import calibrate, db, keys, serve, speakers  # noqa: E402,F401  (commands)
+from voiceprint.cli import bulk  # noqa: E402,F401  (voiceprint bulk ...)
 from voiceprint.cli.sound_commands import sounds  # noqa: E402
 
 main.add_command(sounds)
