@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -257,7 +259,12 @@ def test_an_engine_that_keeps_dying_stops_the_run(rt, corpus):
 
 def cli(app_config: dict[str, Any], *args: str, **extra_env: str) -> Any:
     from voiceprint.cli import main
-    env = {"VOICEPRINT_DATA_DIR": app_config["DATA_DIR"],
+    return CliRunner().invoke(main, list(args), env={**cli_env(app_config), **extra_env},
+                              catch_exceptions=False)
+
+
+def cli_env(app_config: dict[str, Any]) -> dict[str, str]:
+    return {"VOICEPRINT_DATA_DIR": app_config["DATA_DIR"],
            "VOICEPRINT_DATABASE_URL": app_config["DATABASE_URL"],
            "VOICEPRINT_MILVUS_URI": app_config["MILVUS_URI"],
            "VOICEPRINT_MILVUS_PREFIX": app_config["MILVUS_COLLECTION_PREFIX"],
@@ -265,5 +272,39 @@ def cli(app_config: dict[str, Any], *args: str, **extra_env: str) -> Any:
            "VOICEPRINT_SPEAKER_ENCODER": "ge2e", "VOICEPRINT_PRELOAD_MODELS": "0",
            "VOICEPRINT_MAX_CLIPS_PER_REQUEST": str(app_config["MAX_CLIPS_PER_REQUEST"]),
            "VOICEPRINT_ENROLL_MIN_SPEECH_SECONDS": str(app_config["ENROLL_MIN_SPEECH_SECONDS"]),
-           "VOICEPRINT_ORPHAN_FILE_MIN_AGE_SECONDS": "0", **extra_env}
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+           "VOICEPRINT_ORPHAN_FILE_MIN_AGE_SECONDS": "0"}
+
+
+def test_bulk_enroll_resumes_after_kill_9(app_config, speak, tmp_path):
+    """kill -9 of the command inside a write; the same command with --repair completes the
+    job: nothing enrolled twice, no leftovers."""
+    import signal
+    import subprocess
+    import sys
+    for voice in ("flite:awb", "flite:slt", "flite:rms"):
+        for i, text in enumerate(SENTENCES[:3]):
+            path = tmp_path / "corpus" / voice[6:] / f"{i}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(speak(text, voice))
+    env = {**os.environ, **cli_env(app_config)}
+    audio = Path(app_config["AUDIO_DIR"]) / "utterances"
+    proc = subprocess.Popen([sys.executable, "-m", "voiceprint", "bulk", "enroll",
+                             str(tmp_path / "corpus"), "--no-progress"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:  # the 4th file belongs to the second speaker's write (the first has 3 clips)
+        while proc.poll() is None:
+            if audio.exists() and sum(1 for p in audio.rglob("*") if p.is_file()) >= 4:
+                break
+            time.sleep(0.001)
+    finally:
+        killed = proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    assert killed, "the command ended before it could be killed"
+
+    r = cli(app_config, "bulk", "enroll", str(tmp_path / "corpus"), "--repair")
+    assert r.exit_code == 0, r.output
+    with runtime(app_config) as rt:
+        assert consistent(rt)["rows"] == 9
+    r = cli(app_config, "bulk", "enroll", str(tmp_path / "corpus"))
+    assert "enrolled 0, skipped 9" in r.output, r.output

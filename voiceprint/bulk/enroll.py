@@ -22,8 +22,11 @@ Where the work happens:
 Resuming: run the same command again. Clips already enrolled are reported
 ``skipped`` without being embedded; an interrupted call left nothing (its
 unit of work was undone) or, after kill -9, at most vectors and files
-without rows, which ``voiceprint db check --repair`` removes and which are
-never taken for data (ids are never re-used).
+without rows. Those are never taken for data (ids are never re-used, and
+searches join hits with the rows); ``repair`` (``--repair``) removes them
+first, like ``voiceprint db check --repair`` - only while no other process
+writes speakers, since a vector written by a live request moments before its
+commit looks just like a leftover.
 
 Per file the report says ``enrolled``, ``skipped`` (already enrolled, or the
 same bytes as another clip of the speaker), ``rejected`` (the service's
@@ -84,6 +87,8 @@ class EnrollReport:
     pipeline: PipelineStats = field(default_factory=PipelineStats)
     #: clips the driver had to embed itself (no worker vector matched; should be 0)
     embedded_on_driver: int = 0
+    #: leftovers of an interrupted run removed first (``repair``): vectors and files
+    repaired: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
 
     def count(self, status: str) -> int:
@@ -111,13 +116,14 @@ class BulkEnroller:
     """Enroll a :class:`Plan` for one tenant, embedding on ``engine`` (started here)."""
 
     def __init__(self, rt: Runtime, tenant_id: int, engine: Engine, *, batch_size: int = 8,
-                 actor: str = "cli", on_start: Callable[[int], None] | None = None,
+                 actor: str = "cli", repair: bool = False, on_start: Callable[[int], None] | None = None,
                  on_file: Callable[[FileReport], None] | None = None) -> None:
         self.rt = rt
         self.tenant_id = tenant_id
         self.engine = engine
         self.batch_size = batch_size
         self.actor = actor
+        self.repair = repair
         self.on_start = on_start
         self.on_file = on_file
         self.encoder_name = rt.config.SPEAKER_ENCODER
@@ -159,6 +165,8 @@ class BulkEnroller:
     def run(self, plan: Plan) -> EnrollReport:
         t0 = time.perf_counter()
         report = EnrollReport(plan.source, plan.total, plan.ignored)
+        if self.repair:
+            report.repaired = self._repair()
         info = self.engine.start()
         if info.name != self.encoder_name:
             raise VoiceprintError(f"the workers run {info.name!r} but VOICEPRINT_SPEAKER_ENCODER "
@@ -188,6 +196,16 @@ class BulkEnroller:
         report.embedded_on_driver = encoder.misses
         report.elapsed_s = time.perf_counter() - t0
         return report
+
+    def _repair(self) -> dict[str, int]:
+        """Remove what an interrupted run left: vectors and audio files without rows."""
+        from voiceprint.services.reconcile import Reconciler
+        fixer = Reconciler(self.rt)
+        found = fixer.speakers([self.encoder_name], repair=True)
+        files = fixer.files(repair=True)
+        return {"orphan_vectors": sum(len(r.orphans) for r in found),
+                "missing_vectors": sum(len(r.missing) for r in found),
+                "orphan_files": len(files.orphan_files)}
 
     def _speaker_id(self, spk: SpeakerPlan) -> int:
         """The tenant's speaker ``spk.external_id``, created (with name and metadata) if new."""

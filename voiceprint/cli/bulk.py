@@ -66,9 +66,13 @@ def bulk() -> None:
               help="progress bar on stderr (only on a terminal)")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, writable=True),
               default=None, help="write every file's outcome as JSON lines")
+@click.option("--repair", is_flag=True,
+              help="first remove leftovers of a killed run (vectors and files without rows), "
+                   "as `voiceprint db check --repair` does; only while nothing else writes")
 @tenant_option
 def enroll(source: str, engine: str, address: str, workers: int, cpus_per_worker: float,
-           batch_size: int, progress: bool, report_file: str | None, tenant: str) -> None:
+           batch_size: int, progress: bool, report_file: str | None, repair: bool,
+           tenant: str) -> None:
     """Enroll SOURCE: a folder tree SOURCE/<speaker external id>/<clips>, or a manifest CSV
     with columns speaker,file[,name][,metadata].
 
@@ -76,7 +80,8 @@ def enroll(source: str, engine: str, address: str, workers: int, cpus_per_worker
     service in calls of at most VOICEPRINT_MAX_CLIPS_PER_REQUEST, so a new
     speaker's first call enrolls them and later clips must match
     (voice_mismatch). Running the same command again resumes: clips already
-    enrolled are skipped without being embedded. Exit status: 0 when every
+    enrolled are skipped without being embedded (after a kill -9, --repair
+    also removes what the killed write left). Exit status: 0 when every
     clip was enrolled or skipped, 1 when some were rejected or failed.
     """
     from tqdm import tqdm
@@ -98,12 +103,16 @@ def enroll(source: str, engine: str, address: str, workers: int, cpus_per_worker
             bar.write(f"{f.status}: {f.path}: [{f.reason}] {f.message}", file=sys.stderr)
 
     try:
-        report = BulkEnroller(rt, tid, workers_engine, batch_size=batch_size,
+        report = BulkEnroller(rt, tid, workers_engine, batch_size=batch_size, repair=repair,
                               on_file=done).run(plan)
     finally:
         bar.close()
         workers_engine.close()
     write_report(report_file, report.files)
+    fixed = {k: v for k, v in report.repaired.items() if v}
+    if fixed:
+        click.echo("removed leftovers of an interrupted run: "
+                   + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in fixed.items()))
     enrolled = sum(1 for s in report.speakers.values() if s.get("status") == "enrolled")
     rate = report.pipeline.sent / report.elapsed_s if report.elapsed_s > 0 else 0.0
     where = report.engine.get("engine", engine)
@@ -113,7 +122,7 @@ def enroll(source: str, engine: str, address: str, workers: int, cpus_per_worker
                f"{report.count('enrolled')}, skipped {report.count('skipped')} (already "
                f"enrolled), rejected {report.count('rejected')}, failed {report.count('failed')}; "
                f"{report.ignored} other files ignored")
-    click.echo(f"{enrolled} of {len(report.speakers)} speakers with new clips are enrolled; "
+    click.echo(f"{enrolled} of {len(report.speakers)} speakers enrolled; "
                f"{report.pipeline.sent} clips embedded on {where} in {report.elapsed_s:.1f} s "
                f"({rate:.1f} clips/s)")
     if report.problems:
