@@ -74,12 +74,16 @@ class LocalEngine:
     def __init__(self, spec: EncoderSpec, config: Config, kind: str) -> None:
         self.spec, self.config, self.kind = spec, config, kind
         self._worker: ClipEmbedder | None = None
+        self._info: EncoderInfo | None = None
         self._done: list[Completion] = []
         self._tickets = itertools.count()
 
     def start(self) -> EncoderInfo:
-        self._worker = ClipEmbedder(self.spec, self.config, self.kind)
-        return _info(self._worker.ready())
+        """Load the encoder (once; later calls return what it is)."""
+        if self._info is None:
+            self._worker = ClipEmbedder(self.spec, self.config, self.kind)
+            self._info = _info(self._worker.ready())
+        return self._info
 
     def has_slot(self) -> bool:
         return not self._done
@@ -127,6 +131,7 @@ class RayEngine:
         self._started_ray = False
         self._actor_class: Any = None
         self._actors: list[Any] = []
+        self._info: EncoderInfo | None = None
         self._load: list[int] = []  # batches queued on the slot's current actor
         self._generation: list[int] = []  # bumped when the slot's actor is replaced
         self._inflight: dict[Any, tuple[int, int, int]] = {}  # ref -> (ticket, slot, generation)
@@ -163,6 +168,9 @@ class RayEngine:
         return self._actor_class.remote(spec, self.config, self.kind)
 
     def start(self) -> EncoderInfo:
+        """Join or start Ray and create the actors (once; later calls return the encoder)."""
+        if self._info is not None:
+            return self._info
         ray = self._ray = self._connect()
         self._actor_class = ray.remote(num_cpus=self.cpus_per_worker, max_restarts=0,
                                        max_task_retries=0)(ClipEmbedder)
@@ -177,7 +185,8 @@ class RayEngine:
         self.pids.update(int(r["pid"]) for r in readies)
         if len(infos) != 1:
             raise EngineError(f"the workers load different encoders: {sorted(map(str, infos))}")
-        return infos.pop()
+        self._info = infos.pop()
+        return self._info
 
     # -- batches -----------------------------------------------------------------------
     def has_slot(self) -> bool:
@@ -250,6 +259,7 @@ class RayEngine:
             except Exception:  # noqa: BLE001
                 pass
         self._actors = []
+        self._info = None
         if self._started_ray:
             ray.shutdown()
 
