@@ -4,8 +4,9 @@
                                 [--engines local,ray:1,ray:2] [--stores lite|server]
 
 Builds a folder tree of ``--speakers`` x ``--clips`` real-speech clips of
-3-5 s (FSDD digits of one speaker concatenated, 8 kHz; synthesized voices when
-FSDD is absent) and runs ``voiceprint bulk enroll`` (:class:`BulkEnroller`) on
+3-5 s (8 FSDD digits of one speaker concatenated, 8 kHz; ``VOICEPRINT_FSDD``
+names the recordings folder if it is not ``../shared/data/fsdd``;
+synthesized voices when FSDD is absent) and runs ``voiceprint bulk enroll`` (:class:`BulkEnroller`) on
 fresh stores once per engine, all in one run:
 
 * ``local``: the encoder in this process (all cores);
@@ -40,7 +41,8 @@ import numpy as np
 import soundfile as sf
 
 HERE = Path(__file__).resolve().parent
-FSDD = HERE.parents[1] / "shared" / "data" / "fsdd" / "recordings"
+FSDD = Path(os.environ.get("VOICEPRINT_FSDD")
+            or HERE.parents[1] / "shared" / "data" / "fsdd" / "recordings")
 MYSQL_ADMIN = os.environ.get("VOICEPRINT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 
@@ -54,7 +56,7 @@ def write_corpus(root: Path, speakers: int, clips: int, seed: int = 0) -> float:
             files = sorted(FSDD.glob(f"*_{name}_*.wav"))
             for i in range(clips):
                 parts, rate = [], 8000
-                for p in rng.choice(files, size=15, replace=False):
+                for p in rng.choice(files, size=8, replace=False):
                     x, rate = sf.read(p, dtype="float32")
                     parts += [x, np.zeros(int(0.08 * rate), np.float32)]
                 audio = np.concatenate(parts)
