@@ -112,13 +112,16 @@ class RayEngine:
     it at :meth:`close`) - unlike ``ray.init(address="auto")``, which joins a
     running one; anything else (``host:6379``, ``ray://head:10001``) joins
     that cluster. Every node needs voiceprint installed and the model weights
-    at the paths the driver's configuration names.
+    at the paths the driver's configuration names. ``worker_env`` is set in
+    each actor's environment (the CLI passes the driver's ``VOICEPRINT_*``
+    variables, so a remote worker reads the same settings).
     """
 
     name = "ray"
 
     def __init__(self, spec: EncoderSpec, config: Config, kind: str, *, address: str = "auto",
                  workers: int = 2, cpus_per_worker: float = 1.0,
+                 worker_env: dict[str, str] | None = None,
                  init_options: dict[str, Any] | None = None) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -126,6 +129,7 @@ class RayEngine:
         self.address = address
         self.workers = workers
         self.cpus_per_worker = cpus_per_worker
+        self.worker_env = dict(worker_env or {})
         self.init_options = dict(init_options or {})
         self._ray: Any = None
         self._started_ray = False
@@ -165,7 +169,10 @@ class RayEngine:
     def _new_actor(self) -> Any:
         spec = self.spec if self.spec.num_threads else dataclasses.replace(
             self.spec, num_threads=max(1, int(self.cpus_per_worker)))
-        return self._actor_class.remote(spec, self.config, self.kind)
+        actor = self._actor_class
+        if self.worker_env:  # settings some encoders read from the environment (cache, backend)
+            actor = actor.options(runtime_env={"env_vars": self.worker_env})
+        return actor.remote(spec, self.config, self.kind)
 
     def start(self) -> EncoderInfo:
         """Join or start Ray and create the actors (once; later calls return the encoder)."""
@@ -265,12 +272,13 @@ class RayEngine:
 
 
 def make_engine(name: str, spec: EncoderSpec, config: Config, kind: str, *,
-                address: str = "auto", workers: int = 2, cpus_per_worker: float = 1.0) -> Engine:
-    """``local`` or ``ray`` (see :class:`RayEngine` for ``address``)."""
+                address: str = "auto", workers: int = 2, cpus_per_worker: float = 1.0,
+                worker_env: dict[str, str] | None = None) -> Engine:
+    """``local`` or ``ray`` (see :class:`RayEngine` for ``address`` and ``worker_env``)."""
     if name == "local":
         return LocalEngine(spec, config, kind)
     if name == "ray":
         return RayEngine(spec, config, kind, address=address, workers=workers,
-                         cpus_per_worker=cpus_per_worker)
+                         cpus_per_worker=cpus_per_worker, worker_env=worker_env)
     raise ValueError(f"unknown engine {name!r}; use local or ray")
 

@@ -5,6 +5,7 @@ The engine options are shared with ``voiceprint sounds load``.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -41,8 +42,12 @@ def build_engine(rt: Any, encoder: str, kind: str, engine: str, address: str, wo
                  cpus_per_worker: float) -> Any:
     from voiceprint.bulk.engines import make_engine
     from voiceprint.bulk.worker import EncoderSpec
+    # remote workers read the same settings as this process (some encoders read variables)
+    env = {k: v for k, v in os.environ.items() if k.startswith("VOICEPRINT_") or
+           k in ("PPSPEECH_HOME", "XDG_CACHE_HOME")}
     return make_engine(engine, EncoderSpec.from_config(rt.config, encoder), rt.config, kind,
-                       address=address, workers=workers, cpus_per_worker=cpus_per_worker)
+                       address=address, workers=workers, cpus_per_worker=cpus_per_worker,
+                       worker_env=env if address != "auto" else None)
 
 
 def write_report(path: str | None, rows: list[Any]) -> None:
