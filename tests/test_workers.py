@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -129,7 +130,7 @@ def server(stores: dict[str, str], tmp_path: Path) -> Iterator[tuple[int, str, d
         else:
             pytest.fail("the server did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
         assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-        yield port, key, stores
+        yield port, key, {**stores, "_pid": str(proc.pid)}
     finally:
         proc.terminate()
         try:
@@ -203,6 +204,20 @@ def client_thread(port: int, key: str, voices: dict[str, list[bytes]], load: Loa
             load.saw(action, 599, {"error": repr(exc)})
 
 
+def worker_rss_mb(pid: int) -> list[int]:
+    """Resident memory (MB) of the server's worker processes (Linux /proc), for the log."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                status = (stat.parent / "status").read_text()
+                out.append(int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) // 1024)
+        except (OSError, ValueError, AttributeError):
+            continue
+    return sorted(out)
+
+
 def counts(env: dict[str, str]) -> dict[str, int]:
     """Rows, vectors and files, counted directly in the stores."""
     from voiceprint.stores.records import create_db_engine, utterances, voiceprints
@@ -237,6 +252,7 @@ def test_three_workers_under_concurrent_load_stay_consistent(server, voices):
         t.join(STRESS_SECONDS + 600)
     summary = {f"{what} {status}": n for (what, status), n in sorted(load.statuses.items())}
     print("requests:", summary)
+    print("worker RSS MB:", worker_rss_mb(int(env["_pid"])))
     assert not load.errors, load.errors[:10]
     assert sum(n for (w, s), n in load.statuses.items() if w == "enroll" and s == 201) >= 4, summary
     assert sum(n for (w, s), n in load.statuses.items() if w == "identify" and s == 200) >= 4, summary

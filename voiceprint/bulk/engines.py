@@ -252,9 +252,22 @@ class RayEngine:
         self._generation[slot] += 1
         self._load[slot] = 0
 
+    def worker_stats(self) -> list[dict[str, float]]:
+        """Per live actor: files handled and its process's CPU seconds."""
+        if self._ray is None:
+            return []
+        try:
+            return list(self._ray.get([a.stats.remote() for a in self._actors], timeout=30))
+        except Exception:  # noqa: BLE001 - statistics only
+            return []
+
     def describe(self) -> dict[str, Any]:
+        stats = self.worker_stats()
+        files = sum(s["files"] for s in stats)
         return {"engine": "ray", "workers": self.workers, "cpus_per_worker": self.cpus_per_worker,
-                "address": self.address, "worker_deaths": self.deaths}
+                "address": self.address, "worker_deaths": self.deaths,
+                "worker_cpu_s_per_file": round(sum(s["cpu_s"] for s in stats) / files, 4)
+                if files else None}
 
     def close(self) -> None:
         ray, self._ray = self._ray, None

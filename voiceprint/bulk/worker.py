@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -126,6 +127,9 @@ class ClipEmbedder:
         self.kind = kind
         self.encoder: Encoder | None = None
         self.error: str | None = None
+        #: files handled and this process's CPU seconds spent on them (all threads)
+        self.files = 0
+        self.cpu_s = 0.0
         try:
             self.encoder = spec.load()
         except VoiceprintError as exc:
@@ -156,11 +160,24 @@ class ClipEmbedder:
             raise VoiceprintError("the file is silent", reason="silent", status=422)
         return resample(audio.samples, audio.sample_rate, sample_rate), audio.duration_s
 
+    def stats(self) -> dict[str, float]:
+        """Files handled and CPU seconds of this process (meaningful in a worker process)."""
+        return {"files": self.files, "cpu_s": round(self.cpu_s, 3), "pid": os.getpid()}
+
     def embed(self, requests: Sequence[EmbedRequest]) -> list[EmbedResult]:
         """Results in the order of ``requests``."""
         if self.encoder is None:
             raise EncoderUnavailable(self.error or "no encoder")
+        start = time.process_time()
+        try:
+            return self._embed(requests)
+        finally:
+            self.files += len(requests)
+            self.cpu_s += time.process_time() - start
+
+    def _embed(self, requests: Sequence[EmbedRequest]) -> list[EmbedResult]:
         enc = self.encoder
+        assert enc is not None
         out: dict[int, EmbedResult] = {}
         todo: list[tuple[EmbedRequest, np.ndarray, float]] = []
         for req in requests:
