@@ -6,7 +6,8 @@
 Builds a folder tree of ``--speakers`` x ``--clips`` real-speech clips of
 3-5 s (8 FSDD digits of one speaker concatenated, 8 kHz; ``VOICEPRINT_FSDD``
 names the recordings folder if it is not ``../shared/data/fsdd``;
-synthesized voices when FSDD is absent) and runs ``voiceprint bulk enroll`` (:class:`BulkEnroller`) on
+synthesized voices when FSDD is absent) and runs ``voiceprint bulk enroll``
+(:class:`BulkEnroller`) on
 fresh stores once per engine, all in one run:
 
 * ``local``: the encoder in this process (all cores);
@@ -165,7 +166,8 @@ def warm_up(engine: Any, clip: Path) -> None:
         pending -= {ticket for ticket, _ in engine.wait(1.0)}
 
 
-def run_once(overrides: dict[str, Any], engine: Any, corpus: Path, batch_size: int) -> dict[str, Any]:
+def run_once(overrides: dict[str, Any], engine: Any, corpus: Path,
+             batch_size: int) -> dict[str, Any]:
     from voiceprint.bulk.enroll import BulkEnroller
     from voiceprint.bulk.plan import plan_from_folder
     from voiceprint.config import Config

@@ -190,7 +190,8 @@ def test_sounds_load_on_ray_stores_like_the_local_loader(app_config, tmp_path, r
 
 
 def test_plan_from_manifest_reports_bad_metadata_per_speaker(tmp_path):
-    (tmp_path / "m.csv").write_text('speaker,file,metadata\nx,a.wav,{oops\nx,b.wav,\ny,c.wav,"{}"\n')
+    (tmp_path / "m.csv").write_text(
+        'speaker,file,metadata\nx,a.wav,{oops\nx,b.wav,\ny,c.wav,"{}"\n')
     plan = plan_from_manifest(tmp_path / "m.csv")
     assert [s.external_id for s in plan.speakers] == ["x", "y"]
     assert plan.speakers[0].problem[0] == "bad_metadata" and plan.speakers[1].metadata == {}
@@ -205,7 +206,7 @@ class FlakyEngine:
 
     name, workers = "fake", 2
 
-    def __init__(self, poison: set[int], die_always: bool = True) -> None:
+    def __init__(self, poison: set[int]) -> None:
         self.poison = poison
         self.done: list[Any] = []
         self.batches: list[list[int]] = []

@@ -57,7 +57,8 @@ def test_images_are_pinned(services):
         image = svc.get("image")
         assert image, f"{name} names no image"
         repo, _, tag = image.rpartition(":")
-        assert repo and "/" not in tag and tag not in ("", "latest"), f"{name}: {image} is not pinned"
+        assert repo and "/" not in tag and tag not in ("", "latest"), \
+            f"{name}: {image} is not pinned"
         assert re.search(r"\d", tag), f"{name}: {image} needs a version tag"
     dockerfile = (ROOT / "Dockerfile").read_text()
     base = re.search(r"^FROM\s+(\S+)", dockerfile, re.M).group(1)
@@ -137,7 +138,8 @@ def test_the_app_serves_several_workers_with_shared_state(services):
     workers = command[command.index("--workers") + 1]
     assert int(with_defaults(workers)) >= 2, workers
     env = env_of(app)
-    assert env["VOICEPRINT_REDIS_URL"].startswith("redis://") and "@redis:" in env["VOICEPRINT_REDIS_URL"]
+    redis_url = env["VOICEPRINT_REDIS_URL"]
+    assert redis_url.startswith("redis://") and "@redis:" in redis_url
     assert env["VOICEPRINT_MILVUS_URI"] == "http://milvus:19530"  # a server: many workers allowed
     assert env["VOICEPRINT_DATABASE_URL"].startswith("mysql+pymysql://")
     assert "@mariadb:3306/" in env["VOICEPRINT_DATABASE_URL"]

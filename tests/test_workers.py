@@ -128,7 +128,8 @@ def server(stores: dict[str, str], tmp_path: Path) -> Iterator[tuple[int, str, d
                 break
             time.sleep(0.5)
         else:
-            pytest.fail("the server did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
+            pytest.fail("the server did not start:\n"
+                        + (tmp_path / "server.log").read_text()[-3000:])
         assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
         yield port, key, {**stores, "_pid": str(proc.pid)}
     finally:
@@ -254,8 +255,8 @@ def test_three_workers_under_concurrent_load_stay_consistent(server, voices):
     print("requests:", summary)
     print("worker RSS MB:", worker_rss_mb(int(env["_pid"])))
     assert not load.errors, load.errors[:10]
-    assert sum(n for (w, s), n in load.statuses.items() if w == "enroll" and s == 201) >= 4, summary
-    assert sum(n for (w, s), n in load.statuses.items() if w == "identify" and s == 200) >= 4, summary
+    ok = {w: n for (w, s), n in load.statuses.items() if s in (200, 201)}
+    assert ok.get("enroll", 0) >= 4 and ok.get("identify", 0) >= 4, summary
     assert load.deleted, summary
 
     # the tenant holds exactly the speakers that were created and not deleted

@@ -154,7 +154,8 @@ class RayEngine:
             options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                        **self.init_options}
             if self.address == "auto":
-                options.setdefault("num_cpus", max(1, int(round(self.workers * self.cpus_per_worker))))
+                cpus = max(1, int(round(self.workers * self.cpus_per_worker)))
+                options.setdefault("num_cpus", cpus)
                 ray.init(address="local", **options)
             else:
                 try:

@@ -116,7 +116,8 @@ class BulkEnroller:
     """Enroll a :class:`Plan` for one tenant, embedding on ``engine`` (started here)."""
 
     def __init__(self, rt: Runtime, tenant_id: int, engine: Engine, *, batch_size: int = 8,
-                 actor: str = "cli", repair: bool = False, on_start: Callable[[int], None] | None = None,
+                 actor: str = "cli", repair: bool = False,
+                 on_start: Callable[[int], None] | None = None,
                  on_file: Callable[[FileReport], None] | None = None) -> None:
         self.rt = rt
         self.tenant_id = tenant_id
@@ -246,7 +247,8 @@ class BulkEnroller:
         for i, d in enumerate(dones):
             f, res = d.feed, d.result
             if f.data is None:
-                out[i] = FileReport(f.filename or "", spk.external_id, "failed", f.reason, f.message)
+                out[i] = FileReport(f.filename or "", spk.external_id, "failed", f.reason,
+                                    f.message)
             elif res is not None and res.reason in WORKER_FAILURES:
                 out[i] = FileReport(f.filename or "", spk.external_id, "failed", res.reason,
                                     res.message)

@@ -64,7 +64,8 @@ class EncoderSpec:
         return load_encoder(self.name, model_dir=self.model_dir, num_threads=self.num_threads)
 
     @classmethod
-    def from_config(cls, config: Config, name: str, num_threads: int | None = None) -> "EncoderSpec":
+    def from_config(cls, config: Config, name: str,
+                    num_threads: int | None = None) -> "EncoderSpec":
         dirs = {"ecapa_tdnn": config.ECAPA_MODEL_DIR, "panns_cnn14": config.PANNS_MODEL_DIR}
         threads = num_threads if num_threads is not None else (config.NUM_THREADS or None)
         return cls(name, dirs.get(name) or None, threads)
