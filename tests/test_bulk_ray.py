@@ -166,6 +166,7 @@ def test_bulk_enroll_in_process_gives_the_same_outcomes(rt, corpus):
         if not path.startswith("slt/"):
             assert got[path][0] == want[0], path
     consistent(rt)
+    assert type(rt.models.get("ge2e")).__name__ == "Ge2eEncoder"  # the runtime's own is back
 
 
 def test_sounds_load_on_ray_stores_like_the_local_loader(app_config, tmp_path, ray_cluster,

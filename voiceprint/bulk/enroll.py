@@ -46,7 +46,7 @@ import sqlalchemy as sa
 from voiceprint.bulk.engines import Engine
 from voiceprint.bulk.pipeline import Done, EmbedPipeline, Feed, PipelineStats
 from voiceprint.bulk.plan import Plan, SpeakerPlan
-from voiceprint.bulk.precomputed import PrecomputedEncoder
+from voiceprint.bulk.precomputed import PrecomputedEncoder, registered
 from voiceprint.bulk.worker import EncoderSpec
 from voiceprint.errors import Conflict, NotFound, VoiceprintError
 from voiceprint.runtime import Runtime
@@ -175,11 +175,11 @@ class BulkEnroller:
                                   status=409)
         spec = EncoderSpec.from_config(self.rt.config, info.name)
         encoder = PrecomputedEncoder(info, spec.load)
-        self.rt.models.put(encoder)
         if self.on_start is not None:
             self.on_start(plan.total)
         limit = self.rt.config.MAX_CLIPS_PER_REQUEST
-        with EmbedPipeline(self.engine, self._feeds(plan), batch_size=self.batch_size) as pipe:
+        with registered(self.rt.models, encoder), \
+                EmbedPipeline(self.engine, self._feeds(plan), batch_size=self.batch_size) as pipe:
             key = 0
             for spk in plan.speakers:
                 keys = list(range(key, key + len(spk.files)))

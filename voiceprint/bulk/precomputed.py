@@ -13,8 +13,9 @@ slower, never wrong. :attr:`misses` counts those.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -68,3 +69,18 @@ class PrecomputedEncoder(Encoder):
                 self._real = self._fallback()
             out[missing] = self._real.embed_batch([waveforms[i] for i in missing])
         return out
+
+
+@contextlib.contextmanager
+def registered(models: Any, encoder: PrecomputedEncoder) -> Iterator[PrecomputedEncoder]:
+    """``encoder`` in the runtime's model pool for the duration; the encoder that was loaded
+    under that name before (if any) is put back afterwards."""
+    loaded = models.status().get(encoder.name, {}).get("loaded")
+    previous = models.get(encoder.name) if loaded else None
+    models.put(encoder)
+    try:
+        yield encoder
+    finally:
+        encoder.clear()
+        if previous is not None:
+            models.put(previous)

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from voiceprint.bulk.engines import Engine
 from voiceprint.bulk.enroll import WORKER_FAILURES, read_limited
 from voiceprint.bulk.pipeline import EmbedPipeline, Feed, PipelineStats
-from voiceprint.bulk.precomputed import PrecomputedEncoder
+from voiceprint.bulk.precomputed import PrecomputedEncoder, registered
 from voiceprint.bulk.worker import EncoderSpec
 from voiceprint.errors import NotFound, VoiceprintError
 from voiceprint.runtime import Runtime
@@ -78,11 +78,10 @@ def load_paths_on(engine: Engine, rt: Runtime, tenant_id: int,
     (started here; the caller closes it). ``options`` go to ``load_paths``."""
     info = engine.start()
     encoder = PrecomputedEncoder(info, EncoderSpec.from_config(rt.config, info.name).load)
-    rt.models.put(encoder)
     files, _ = find_audio_files(paths)
     keys = {p: i for i, p in enumerate(files)}
-    with EmbedPipeline(engine, _feeds(rt, tenant_id, library, files),
-                       batch_size=batch_size) as pipe:
+    with registered(rt.models, encoder), EmbedPipeline(
+            engine, _feeds(rt, tenant_id, library, files), batch_size=batch_size) as pipe:
 
         def prefetch(batch: list[Path]) -> dict[Path, FileOutcome]:
             encoder.clear()  # the previous batch is stored
@@ -104,5 +103,4 @@ def load_paths_on(engine: Engine, rt: Runtime, tenant_id: int,
                             prefetch=prefetch, **options)
         if stats is not None:
             stats.__dict__.update(pipe.stats.__dict__)
-    encoder.clear()
     return report
