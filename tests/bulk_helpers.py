@@ -109,7 +109,7 @@ def write_corpus(root: Path, speak: Callable[..., bytes], sentences: Sequence[st
         put(f"rms/r{i}.wav", clip, "enrolled")
     put("rms/r4_garbage.wav", os.urandom(3000), "rejected", "unreadable")
     put("rms/r5_empty.wav", b"", "rejected", "empty")
-    put("rms/r6_silent.wav", silent_wav(), "rejected", None)
+    put("rms/r6_silent.wav", silent_wav(), "rejected", "silent")
     put("rms/notes.txt", b"not audio, not read")
     put("stray.wav", awb[0])  # not in a speaker folder: ignored
     return Corpus(root, expected)

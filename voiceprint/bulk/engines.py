@@ -149,7 +149,7 @@ class RayEngine:
         try:
             import ray
         except ImportError as exc:
-            raise EngineError("the ray engine needs Ray: pip install 'ray[data]'") from exc
+            raise EngineError("the ray engine needs Ray: pip install 'ray[default]'") from exc
         if not ray.is_initialized():
             options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                        **self.init_options}
