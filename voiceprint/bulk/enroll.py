@@ -178,8 +178,10 @@ class BulkEnroller:
         if self.on_start is not None:
             self.on_start(plan.total)
         limit = self.rt.config.MAX_CLIPS_PER_REQUEST
-        with registered(self.rt.models, encoder), \
-                EmbedPipeline(self.engine, self._feeds(plan), batch_size=self.batch_size) as pipe:
+        ahead = max(256, 4 * self.engine.workers * self.batch_size, limit)
+        with registered(self.rt.models, encoder), EmbedPipeline(
+                self.engine, self._feeds(plan), batch_size=self.batch_size,
+                max_ahead=ahead) as pipe:
             key = 0
             for spk in plan.speakers:
                 keys = list(range(key, key + len(spk.files)))

@@ -80,8 +80,10 @@ def load_paths_on(engine: Engine, rt: Runtime, tenant_id: int,
     encoder = PrecomputedEncoder(info, EncoderSpec.from_config(rt.config, info.name).load)
     files, _ = find_audio_files(paths)
     keys = {p: i for i, p in enumerate(files)}
+    ahead = max(256, 4 * engine.workers * batch_size)  # at least one loader batch
     with registered(rt.models, encoder), EmbedPipeline(
-            engine, _feeds(rt, tenant_id, library, files), batch_size=batch_size) as pipe:
+            engine, _feeds(rt, tenant_id, library, files), batch_size=batch_size,
+            max_ahead=ahead) as pipe:
 
         def prefetch(batch: list[Path]) -> dict[Path, FileOutcome]:
             encoder.clear()  # the previous batch is stored
