@@ -310,3 +310,12 @@ def test_bulk_enroll_resumes_after_kill_9(app_config, speak, tmp_path):
         assert consistent(rt)["rows"] == 9
     r = cli(app_config, "bulk", "enroll", str(tmp_path / "corpus"))
     assert "enrolled 0, skipped 9" in r.output, r.output
+
+
+def test_an_unreachable_ray_address_fails_fast():
+    """Ray retries an address nobody listens at forever; the engine says so at once."""
+    from voiceprint.bulk.engines import _reachable
+    from voiceprint.stores.milvus_server import free_port
+    for address in (f"127.0.0.1:{free_port()}", f"ray://127.0.0.1:{free_port()}"):
+        with pytest.raises(EngineError, match="nothing answers"):
+            _reachable(address)

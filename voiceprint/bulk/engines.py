@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import socket
 from typing import Any, Protocol
 
 from voiceprint.bulk.worker import ClipEmbedder, EmbedRequest, EmbedResult, EncoderInfo, EncoderSpec
@@ -158,6 +159,7 @@ class RayEngine:
                 options.setdefault("num_cpus", cpus)
                 ray.init(address="local", **options)
             else:
+                _reachable(self.address)  # Ray itself retries an unreachable address forever
                 try:
                     ray.init(address=self.address, **options)
                 except Exception as exc:  # ConnectionError, ValueError, ... from Ray
@@ -283,6 +285,20 @@ class RayEngine:
         self._info = None
         if self._started_ray:
             ray.shutdown()
+
+
+def _reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast (:class:`EngineError`) when nothing listens at a ``host:port`` /
+    ``ray://host:port`` address; other forms are left to Ray."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise EngineError(f"nothing answers at the Ray address given with --address "
+                          f"({exc.strerror or type(exc).__name__}); check that the cluster runs "
+                          "(`ray status` on its head node) and the port") from None
 
 
 def make_engine(name: str, spec: EncoderSpec, config: Config, kind: str, *,
