@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from voiceprint.cli.base import audit_cli, cli_runtime, tenant_of, tenant_option
+from voiceprint.cli.bulk import build_engine, engine_options
 from voiceprint.services.sounds.formats import DEFAULT_LIBRARY, TOP_K_MAX
 
 EXIT_SOME_FAILED = 1
@@ -56,15 +57,18 @@ def sounds() -> None:
               help="progress bar on stderr (only on a terminal)")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, writable=True),
               default=None, help="write every file's outcome as JSON lines")
+@engine_options
 @tenant_option
 def load(paths: tuple[str, ...], library: str, batch_size: int, tags: tuple[str, ...],
-         folder_tag: str | None, progress: bool, report_file: str | None, tenant: str) -> None:
+         folder_tag: str | None, progress: bool, report_file: str | None, engine: str,
+         address: str, workers: int, cpus_per_worker: float, tenant: str) -> None:
     """Load every audio file below PATHS (recursive) into a library.
 
     Files whose bytes are already in the library are skipped, so running the
     same command again resumes an interrupted load. Unreadable files are
-    listed with the reason and do not stop the others. Exit status: 0 when
-    no file failed, 1 when some did (or the load stopped on an error).
+    listed with the reason and do not stop the others. With --engine ray the
+    files are embedded on Ray workers and stored here as usual. Exit status: 0
+    when no file failed, 1 when some did (or the load stopped on an error).
     """
     from tqdm import tqdm
 
@@ -83,12 +87,21 @@ def load(paths: tuple[str, ...], library: str, batch_size: int, tags: tuple[str,
         if outcome.status == "failed":
             bar.write(f"failed: {outcome.path}: {outcome.message}", file=sys.stderr)
 
+    options = dict(batch_size=batch_size, tags=_tags(tags), folder_tag=folder_tag, on_file=done,
+                   on_start=started)
+    workers_engine = None
     try:
-        report = load_paths(rt, tid, list(paths), library, batch_size=batch_size,
-                            tags=_tags(tags), folder_tag=folder_tag, on_file=done,
-                            on_start=started)
+        if engine == "local":
+            report = load_paths(rt, tid, list(paths), library, **options)
+        else:  # embedded on workers, stored here through the same loader
+            from voiceprint.bulk.sounds import library_encoder, load_paths_on
+            workers_engine = build_engine(rt, library_encoder(rt, tid, library), "sound", engine,
+                                          address, workers, cpus_per_worker)
+            report = load_paths_on(workers_engine, rt, tid, list(paths), library, **options)
     finally:
         bar.close()
+        if workers_engine is not None:
+            workers_engine.close()
     audit_cli(rt, tid, "sound_insert", "ok" if not report.failed else "some_failed",
               target_type="library", details={"library": library, "loaded": report.loaded,
                                               "failed": len(report.failed)})

@@ -89,8 +89,15 @@ def load_paths(rt: Runtime, tenant_id: int, paths: Sequence[str | os.PathLike[st
                library: str = DEFAULT_LIBRARY, *, batch_size: int = 16,
                tags: dict[str, Any] | None = None, folder_tag: str | None = None,
                on_file: Callable[[FileOutcome], None] | None = None,
-               on_start: Callable[[int], None] | None = None) -> LoadReport:
-    """Bulk-load audio files from local ``paths`` (files or directories, recursive)."""
+               on_start: Callable[[int], None] | None = None,
+               prefetch: Callable[[list[Path]], dict[Path, FileOutcome]] | None = None
+               ) -> LoadReport:
+    """Bulk-load audio files from local ``paths`` (files or directories, recursive).
+
+    ``prefetch(batch)``, when given, is called before each batch is stored: it
+    may prepare the batch (``voiceprint.bulk.sounds`` hands over vectors
+    embedded elsewhere) and returns outcomes for files that must not be stored.
+    """
     from voiceprint.services.reconcile import Reconciler
 
     t0 = time.perf_counter()
@@ -120,7 +127,13 @@ def load_paths(rt: Runtime, tenant_id: int, paths: Sequence[str | os.PathLike[st
     step = max(1, batch_size)
     try:
         for start in range(0, len(files), step):
-            outcomes = _load_batch(svc, lib, files[start:start + step], roots, tags, folder_tag)
+            batch = files[start:start + step]
+            settled = prefetch(batch) if prefetch is not None else {}
+            outcomes = _load_batch(svc, lib, [p for p in batch if p not in settled], roots, tags,
+                                   folder_tag)
+            if settled:  # back in file order
+                by_path = {o.path: o for o in outcomes} | {str(p): o for p, o in settled.items()}
+                outcomes = [by_path[str(p)] for p in batch]
             report.outcomes.extend(outcomes)
             with rt.engine.begin() as conn:
                 conn.execute(sound_loads.update().where(sound_loads.c.id == load_id).values(
