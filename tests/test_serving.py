@@ -147,3 +147,25 @@ def test_loopback_binds():
     assert is_loopback("unix:/tmp/x.sock")
     assert not is_loopback("0.0.0.0:8000") and not is_loopback("10.0.0.5:80")
     assert not is_loopback("[::]:80") and not is_loopback("example.com:80")
+
+
+def test_the_serve_plan_keeps_public_binds_safe():
+    import click
+
+    from voiceprint.cli.serve import plan
+    from voiceprint.config import Config
+    server = Config({"VOICEPRINT_MILVUS_URI": "http://milvus:19530"})
+    with pytest.raises(click.ClickException, match="no API key"):
+        plan(server, "0.0.0.0:8000", 3, has_keys=False, allow_open=False)
+    with pytest.raises(click.ClickException, match="VOICEPRINT_REDIS_URL"):
+        plan(server, "0.0.0.0:8000", 3, has_keys=True, allow_open=False)
+    shared = Config({"VOICEPRINT_MILVUS_URI": "http://milvus:19530",
+                     "VOICEPRINT_REDIS_URL": "redis://redis:6379/0"})
+    chosen = plan(shared, "0.0.0.0:8000", 3, has_keys=True, allow_open=False)
+    assert chosen.workers == 3 and chosen.env == {"VOICEPRINT_AUTH": "required"}
+    local = plan(server, "127.0.0.1:8000", 3, has_keys=False, allow_open=False)
+    assert local.workers == 3 and local.env == {} and "REDIS_URL" in local.warnings[0]
+    lite = plan(Config({}), "127.0.0.1:8000", 4, has_keys=False, allow_open=False)
+    assert lite.workers == 1 and "Milvus Lite" in lite.warnings[0]
+    trusted = plan(shared, "0.0.0.0:8000", 2, has_keys=False, allow_open=True)
+    assert trusted.env == {}
