@@ -134,8 +134,9 @@ def cluster_local_speakers(embeddings: np.ndarray, chunk_ids: np.ndarray, clean_
     ``clean_seconds``: seconds of non-overlapped speech behind each embedding
     (its weight). Embeddings with at least ``min_train_seconds`` form the
     clusters (all of them if none has that much). Clusters whose training
-    speech totals less than ``min_cluster_seconds`` are folded into their
-    nearest large cluster unless ``num_speakers`` fixes the count.
+    speech totals less than ``min_cluster_seconds`` (or 5 % of all training
+    speech, if less) are folded into their nearest large cluster unless
+    ``num_speakers`` fixes the count.
     """
     emb = _normalise(embeddings)
     secs = np.asarray(clean_seconds, dtype=np.float64)
@@ -148,7 +149,7 @@ def cluster_local_speakers(embeddings: np.ndarray, chunk_ids: np.ndarray, clean_
     labels = agglomerative(emb[train], threshold=threshold, num_clusters=num_speakers,
                            min_clusters=min_speakers, max_clusters=max_speakers)
     if num_speakers is None:
-        floor = min(min_cluster_seconds, 0.1 * secs[train].sum())
+        floor = min(min_cluster_seconds, 0.05 * secs[train].sum())
         labels = fold_small_clusters(emb[train], labels, secs[train], floor)
         k = int(labels.max()) + 1
         if k < min_speakers <= int(train.sum()):

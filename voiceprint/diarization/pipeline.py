@@ -47,9 +47,24 @@ ProgressFn = Callable[[float], None]
 class DiarizationOptions:
     """Tuning knobs; durations in seconds, probabilities in [0, 1].
 
-    ``threshold`` is the cosine similarity (in [-1, 1]) above which two
-    groups of local speakers are merged into one speaker; it depends on the
-    encoder (see :data:`DEFAULT_THRESHOLDS`).
+    - ``step_seconds``: hop of the 10 s analysis window (smaller: more
+      accurate, slower; both segmentation and embedding cost scale with 1/step);
+    - ``speech_onset``/``speech_offset`` and ``overlap_*``: hysteresis
+      thresholds on the averaged probability of speech / of two voices;
+    - ``min_speech_seconds``, ``min_silence_seconds``, ``min_overlap_seconds``:
+      shorter speech or overlap is dropped, shorter silences are bridged;
+    - ``min_embed_seconds``: a local speaker with less speech in a chunk is
+      not embedded (its frames go to the other speakers);
+    - ``min_train_seconds``: clean speech of a local speaker needed for its
+      embedding to shape the clusters (the others are only assigned);
+    - ``min_cluster_seconds``: a speaker with less clean speech than this in
+      the whole recording is folded into the most similar speaker (unless
+      the number of speakers is given);
+    - ``threshold``: cosine similarity (in [-1, 1]) above which two groups of
+      local speakers are one speaker; depends on the encoder
+      (:data:`DEFAULT_THRESHOLDS`);
+    - ``max_speakers``: upper bound on the estimated number of speakers;
+    - ``chunks_per_block``: chunks processed (and held in memory) at once.
     """
 
     step_seconds: float = 1.0
@@ -62,7 +77,7 @@ class DiarizationOptions:
     min_overlap_seconds: float = 0.1
     min_embed_seconds: float = 0.1
     min_train_seconds: float = 2.0
-    min_cluster_seconds: float = 8.0
+    min_cluster_seconds: float = 2.0
     threshold: float | None = None
     max_speakers: int | None = None
     chunks_per_block: int = 32
@@ -308,7 +323,9 @@ class Diarizer:
         clustering = cluster_local_speakers(
             np.stack(embedded.vectors), np.array(embedded.chunk), np.array(embedded.clean_seconds),
             threshold=threshold, min_train_seconds=opts.min_train_seconds,
-            min_cluster_seconds=opts.min_cluster_seconds, num_speakers=num_speakers,
+            # every second of speech is seen by about chunk/step chunks
+            min_cluster_seconds=opts.min_cluster_seconds * seg.chunk_seconds / a.step_seconds,
+            num_speakers=num_speakers,
             min_speakers=min_speakers, max_speakers=max_speakers)
         k = len(clustering.centroids)
         activation = np.zeros((len(speech), k), np.float32)
@@ -316,7 +333,8 @@ class Diarizer:
             a = int(start_frames[chunk_id])
             b = min(len(activation), a + soft.shape[1])
             activation[a:b, cluster] += soft[chunk_id, :b - a, s].astype(np.float32)
-        count[activation.max(axis=1) <= 1e-3] = 0  # speech no embedded local speaker explains
+        # never more speakers than clusters with activity (none where no local speaker explains the speech)
+        count = np.minimum(count, (activation > 1e-3).sum(axis=1))
         active = select_top(activation, count)
         gap = frames(opts.min_silence_seconds)
         active = np.stack([fill_gaps(active[:, c], gap) & speech_mask for c in range(k)], axis=1)
