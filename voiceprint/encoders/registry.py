@@ -19,6 +19,11 @@ def _ecapa(**options: object) -> Encoder:
     return EcapaTdnnEncoder.load(**options)  # type: ignore[arg-type]
 
 
+def _campplus(**options: object) -> Encoder:
+    from voiceprint.encoders.campplus import CamPlusPlusEncoder
+    return CamPlusPlusEncoder.load(**options)  # type: ignore[arg-type]
+
+
 def _panns(**options: object) -> Encoder:
     from voiceprint.encoders.panns_cnn14 import PannsCnn14Encoder
     return PannsCnn14Encoder.load(**options)  # type: ignore[arg-type]
@@ -28,6 +33,7 @@ def _panns(**options: object) -> Encoder:
 ENCODERS: dict[str, tuple[str, Loader]] = {
     "ecapa_tdnn": ("speaker", _ecapa),
     "ge2e": ("speaker", _ge2e),
+    "campplus": ("speaker", _campplus),
     "panns_cnn14": ("sound", _panns),
 }
 
