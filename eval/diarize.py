@@ -223,16 +223,23 @@ def evaluate(args: argparse.Namespace) -> list[tuple[str, str, Tally]]:
 
 
 def tune(args: argparse.Namespace) -> None:
-    """DER per merge threshold on seeds 1000+ (segmentation and embeddings computed once)."""
+    """On seeds 1000+: DER per merge threshold, then identification per decision threshold.
+
+    Segmentation and embeddings are computed once per call; the identification
+    table uses the merge threshold ``--threshold`` (default: the encoder's).
+    """
     seg, encoder = load_models(args)
-    diarizer = make_diarizer(seg, encoder, args)
+    diarizer = make_diarizer(seg, encoder, args, args.threshold)
     grid = [round(x, 2) for x in np.arange(args.tune_from, args.tune_to + 1e-9, 0.05)]
     totals = {t: DerComponents(0.0, 0.0, 0.0, 0.0) for t in grid}
     right = {t: 0 for t in grid}
     calls = 0
+    own: list[tuple[float, bool]] = []   # enrolled participant: (own score, own is best)
+    never: list[float] = []              # never-enrolled participant: best score
     for source in sources(args):
+        prints = voiceprints(encoder, source)
         for cond in CONDITIONS:
-            for conv, _ in calls_for(source, cond, args.calls, args.minutes, 1000 + args.seed):
+            for conv, enrolled in calls_for(source, cond, args.calls, args.minutes, 1000 + args.seed):
                 analysis = diarizer.analyse(conv.waveform)
                 calls += 1
                 for t in grid:
@@ -240,11 +247,33 @@ def tune(args: argparse.Namespace) -> None:
                     totals[t] = totals[t] + der_components(
                         conv.reference, [(s.start, s.end, s.label) for s in r.segments])
                     right[t] += int(len(r.labels) == len(conv.speakers))
+                r = diarizer.cluster(analysis)
+                parts = der_components(conv.reference, [(s.start, s.end, s.label) for s in r.segments])
+                mapped = {ref: lab for lab, ref in parts.mapping.items()}
+                ids = [s for s in prints if s in enrolled or s not in conv.speakers]
+                models = np.stack([prints[s] for s in ids])
+                for spk in conv.speakers:
+                    if spk not in mapped:
+                        continue
+                    scores = models @ r.labels[mapped[spk]].centroid
+                    if spk in enrolled:
+                        k = ids.index(spk)
+                        own.append((float(scores[k]), int(np.argmax(scores)) == k))
+                    else:
+                        never.append(float(scores.max()))
     print(f"\n| merge threshold ({args.encoder}) | DER % | confusion % | speaker count right |")
     print("|---|---|---|---|")
     for t in grid:
         print(f"| {t:.2f} | {100 * totals[t].der:.1f} | {100 * totals[t].rate('confusion'):.1f} "
               f"| {right[t]}/{calls} |")
+    print(f"\nidentification at merge threshold {diarizer.threshold} "
+          f"({len(own)} enrolled, {len(never)} never-enrolled participants with a label)\n")
+    print("| decision threshold (cosine) | enrolled identified % | never-enrolled unknown % |")
+    print("|---|---|---|")
+    for t in np.arange(0.2, 0.951, 0.05):
+        hit = sum(ok and sc >= t for sc, ok in own)
+        unk = sum(sc < t for sc in never)
+        print(f"| {t:.2f} | {pct(hit, len(own))} | {pct(unk, len(never))} |")
 
 
 def long_call(args: argparse.Namespace) -> None:
@@ -264,7 +293,15 @@ def long_call(args: argparse.Namespace) -> None:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0, c0 = time.perf_counter(), time.process_time()
         marks: list[float] = []
-        result = diarizer.run(wave, progress=marks.append)
+        peaks = {"RssAnon": 0, "RssFile": 0}
+
+        def on_progress(fraction: float) -> None:
+            marks.append(fraction)
+            for k, v in _proc_status().items():
+                if k in peaks:
+                    peaks[k] = max(peaks[k], v)
+
+        result = diarizer.run(wave, progress=on_progress)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     d = der_components(reference, [(s.start, s.end, s.label) for s in result.segments])
@@ -275,7 +312,19 @@ def long_call(args: argparse.Namespace) -> None:
         "cpu_seconds_per_minute": round(cpu / minutes, 2), "wall_seconds": round(wall, 1),
         "cpu_by_step": result.stats.get("cpu_seconds"),
         "peak_rss_mb": round(peak / 1024, 1), "rss_before_run_mb": round(before / 1024, 1),
+        "peak_anonymous_mb_at_progress_reports": round(peaks["RssAnon"] / 1024, 1),
+        "peak_file_backed_mb_at_progress_reports": round(peaks["RssFile"] / 1024, 1),
         "progress_reports": len(marks), "load_average": round(os.getloadavg()[0], 1)}, indent=1))
+
+
+def _proc_status() -> dict[str, int]:
+    """Resident memory parts in kB from /proc/self/status (empty where unavailable)."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return {}
+    return {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in lines)
+            if k.startswith("Rss")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

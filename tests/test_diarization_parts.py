@@ -130,3 +130,10 @@ def test_verify_claim_per_label():
                        np.array([1.0, 0.0]), threshold=0.5)
     assert out["S0"].accepted and not out["S1"].accepted
     assert out["S1"].score == pytest.approx(0.0)
+
+
+def test_refine_moves_a_misplaced_member_and_keeps_the_count():
+    from voiceprint.diarization.clustering import refine
+    x = np.array([[1, 0], [0.95, 0.1], [0, 1], [0.1, 0.95], [0.9, 0.05]], dtype=float)
+    labels = np.array([0, 0, 1, 1, 1])  # the last row belongs with the first two
+    assert refine(x, labels, np.ones(5)).tolist() == [0, 0, 1, 1, 0]

@@ -6,7 +6,8 @@ embeddings with the most speech ("training" embeddings) are clustered by
 agglomerative clustering (average linkage on cosine distance, scikit-learn).
 The number of clusters is either given or found by cutting the dendrogram
 at a cosine-similarity threshold. Clusters with too little speech are folded
-into the most similar large cluster. Then *every* embedded local speaker is
+into the most similar large cluster, and a few k-means passes move members
+that were merged early into the wrong cluster. Then *every* embedded local speaker is
 assigned to a cluster centroid, with the constraint that two local speakers
 of one chunk never go to the same cluster (Hungarian assignment per chunk).
 
@@ -93,6 +94,30 @@ def fold_small_clusters(embeddings: np.ndarray, labels: np.ndarray, weights: np.
     return np.array([remap[int(v)] for v in labels], dtype=np.int64)
 
 
+def refine(embeddings: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+           max_iterations: int = 20) -> np.ndarray:
+    """Weighted spherical k-means started from ``labels``: move each row to its nearest centroid.
+
+    Agglomerative clustering never revisits a merge; a few of these passes
+    fix rows that were merged early into the wrong group. The number of
+    clusters never grows; a cluster that loses all rows disappears and the
+    labels are renumbered 0..k-1.
+    """
+    x = _normalise(embeddings)
+    labels = np.asarray(labels).copy()
+    w = np.asarray(weights, dtype=np.float64)
+    for _ in range(max_iterations):
+        present = np.unique(labels)
+        cents = _normalise(np.stack([(x[labels == c] * w[labels == c, None]).sum(axis=0)
+                                     for c in present]))
+        new = present[np.argmax(x @ cents.T, axis=1)]
+        if (new == labels).all():
+            break
+        labels = new
+    _, dense = np.unique(labels, return_inverse=True)
+    return dense.astype(np.int64)
+
+
 def constrained_assignment(similarity: np.ndarray, chunk_ids: np.ndarray) -> np.ndarray:
     """Assign each row (a local speaker) to a column (a cluster), maximising similarity.
 
@@ -136,7 +161,8 @@ def cluster_local_speakers(embeddings: np.ndarray, chunk_ids: np.ndarray, clean_
     clusters (all of them if none has that much). Clusters whose training
     speech totals less than ``min_cluster_seconds`` (or 5 % of all training
     speech, if less) are folded into their nearest large cluster unless
-    ``num_speakers`` fixes the count.
+    ``num_speakers`` fixes the count. The partition is then refined by
+    weighted spherical k-means (:func:`refine`).
     """
     emb = _normalise(embeddings)
     secs = np.asarray(clean_seconds, dtype=np.float64)
@@ -154,6 +180,9 @@ def cluster_local_speakers(embeddings: np.ndarray, chunk_ids: np.ndarray, clean_
         k = int(labels.max()) + 1
         if k < min_speakers <= int(train.sum()):
             labels = agglomerative(emb[train], threshold=threshold, num_clusters=min_speakers)
+    refined = refine(emb[train], labels, secs[train])
+    if refined.max() == labels.max():  # keep the count asked for or estimated
+        labels = refined
     cents = centroids_of(emb[train], labels, secs[train])
     assignment = constrained_assignment(emb @ cents.T.astype(np.float64), np.asarray(chunk_ids))
     # centroids over every member (training or not), weighted by clean speech
