@@ -63,21 +63,36 @@ CONDITIONS: dict[str, tuple[tuple[int, ...], float]] = {
 
 @dataclass
 class Tally:
-    """Pooled results of one (source, condition)."""
+    """Pooled results of one (source, condition).
+
+    Identification is kept as raw outcomes so it can be judged at several
+    thresholds: per label ``(best speaker, best score, mapped reference speaker,
+    enrolled?)`` and per call the whole-file baseline ``(best, score, speakers,
+    enrolled)``.
+    """
 
     der: DerComponents = field(default_factory=lambda: DerComponents(0.0, 0.0, 0.0, 0.0))
     calls: int = 0
     minutes: float = 0.0
     count_right: int = 0
-    enrolled: int = 0
-    enrolled_hit: int = 0
-    never: int = 0
-    never_unknown: int = 0
-    false_names: int = 0
-    labels: int = 0
-    base_hit: int = 0
-    base_wrong: int = 0
+    participants: list[tuple[str, bool, str | None, float | None]] = field(default_factory=list)
+    labels: list[tuple[str | None, float, str | None]] = field(default_factory=list)
+    baseline: list[tuple[str, float, list[str], list[str]]] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
+
+    def identification(self, threshold: float) -> dict[str, tuple[int, int]]:
+        """(hits, trials) per outcome at ``threshold`` (cosine, accept iff score >= threshold)."""
+        enrolled = [(best == spk and score is not None and score >= threshold)
+                    for spk, is_enrolled, best, score in self.participants if is_enrolled]
+        never = [(score is not None and score < threshold)
+                 for spk, is_enrolled, best, score in self.participants if not is_enrolled]
+        false = [score >= threshold and best != ref for best, score, ref in self.labels]
+        b_hit = sum(best in enr and score >= threshold for best, score, _, enr in self.baseline)
+        b_enr = sum(len(enr) for *_, enr in self.baseline)
+        b_wrong = [score >= threshold and best not in spk for best, score, spk, _ in self.baseline]
+        return {"enrolled": (sum(enrolled), len(enrolled)), "never": (sum(never), len(never)),
+                "false": (sum(false), len(false)), "base_hit": (b_hit, b_enr),
+                "base_wrong": (sum(b_wrong), len(b_wrong))}
 
 
 def voiceprints(encoder: Any, source: Source) -> dict[str, np.ndarray]:
@@ -90,8 +105,12 @@ def voiceprints(encoder: Any, source: Source) -> dict[str, np.ndarray]:
 
 
 def score_call(tally: Tally, conv: Conversation, result: Any, enrolled: list[str],
-               prints: dict[str, np.ndarray], threshold: float, encoder: Any) -> None:
-    """Add one call's DER and identification outcomes to ``tally``."""
+               prints: dict[str, np.ndarray], encoder: Any) -> None:
+    """Add one call's DER and raw identification outcomes to ``tally``.
+
+    The gallery holds the call's enrolled participants and every speaker of
+    the source who is not in the call.
+    """
     hyp = [(s.start, s.end, s.label) for s in result.segments]
     parts = der_components(conv.reference, hyp, collar=0.25)
     tally.der = tally.der + parts
@@ -99,24 +118,18 @@ def score_call(tally: Tally, conv: Conversation, result: Any, enrolled: list[str
     tally.minutes += conv.duration / 60
     tally.count_right += int(len(result.labels) == len(conv.speakers))
     gallery_ids = [s for s in prints if s in enrolled or s not in conv.speakers]
-    gallery = Gallery(gallery_ids, np.stack([prints[s] for s in gallery_ids]), threshold)
+    # threshold +inf: keep raw best scores; decisions are taken per threshold later
+    gallery = Gallery(gallery_ids, np.stack([prints[s] for s in gallery_ids]), float("inf"))
     ids = identify_labels(result.centroids(), gallery)
     mapped = {ref: hyp_label for hyp_label, ref in parts.mapping.items()}
     for spk in conv.speakers:
         got = ids.get(mapped.get(spk, ""))
-        if spk in enrolled:
-            tally.enrolled += 1
-            tally.enrolled_hit += int(got is not None and got.speaker_id == spk)
-        else:
-            tally.never += 1
-            tally.never_unknown += int(got is not None and got.decision == "unknown")
+        tally.participants.append((spk, spk in enrolled, got.best_speaker_id if got else None,
+                                   got.score if got else None))
     for label, ident in ids.items():
-        tally.labels += 1
-        if ident.decision == "identified" and ident.speaker_id != parts.mapping.get(label):
-            tally.false_names += 1
+        tally.labels.append((ident.best_speaker_id, ident.score, parts.mapping.get(label)))
     whole = identify_labels({"all": encoder.embed(conv.waveform)}, gallery)["all"]
-    tally.base_hit += sum(int(whole.speaker_id == s) for s in enrolled)
-    tally.base_wrong += int(whole.decision == "identified" and whole.speaker_id not in conv.speakers)
+    tally.baseline.append((whole.best_speaker_id, whole.score, list(conv.speakers), list(enrolled)))
     for k, v in result.stats.get("cpu_seconds", {}).items():
         tally.cpu[k] = tally.cpu.get(k, 0.0) + v
 
@@ -140,21 +153,30 @@ def pct(a: float, b: float) -> str:
     return f"{100 * a / b:.1f}" if b else "-"
 
 
-def print_table(rows: list[tuple[str, str, Tally]], title: str) -> None:
+def frac(pair: tuple[int, int]) -> str:
+    hits, n = pair
+    return f"{hits}/{n} ({pct(hits, n)} %)"
+
+
+def print_tables(rows: list[tuple[str, str, Tally]], title: str, thresholds: Sequence[float]) -> None:
     print(f"\n### {title}\n")
     print("| source | condition | calls | minutes | DER % | missed % | false alarm % | confusion % "
-          "| speaker count right | enrolled identified | never-enrolled unknown | false names "
-          "| baseline: enrolled named | baseline: wrong person |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| speaker count right |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for src, cond, t in rows:
         d = t.der
         print(f"| {src} | {cond} | {t.calls} | {t.minutes:.1f} | {100 * d.der:.1f} "
               f"| {100 * d.rate('missed'):.1f} | {100 * d.rate('false_alarm'):.1f} "
-              f"| {100 * d.rate('confusion'):.1f} | {t.count_right}/{t.calls} "
-              f"| {t.enrolled_hit}/{t.enrolled} ({pct(t.enrolled_hit, t.enrolled)} %) "
-              f"| {t.never_unknown}/{t.never} ({pct(t.never_unknown, t.never)} %) "
-              f"| {t.false_names}/{t.labels} | {t.base_hit}/{t.enrolled} ({pct(t.base_hit, t.enrolled)} %) "
-              f"| {t.base_wrong}/{t.calls} |")
+              f"| {100 * d.rate('confusion'):.1f} | {t.count_right}/{t.calls} |")
+    print("\nIdentification (threshold: cosine of label centroid vs voiceprint)\n")
+    print("| source | condition | threshold | enrolled identified | never-enrolled unknown "
+          "| labels naming the wrong person | baseline: enrolled named | baseline: wrong person named |")
+    print("|---|---|---|---|---|---|---|---|")
+    for src, cond, t in rows:
+        for thr in thresholds:
+            r = t.identification(thr)
+            print(f"| {src} | {cond} | {thr:.2f} | {frac(r['enrolled'])} | {frac(r['never'])} "
+                  f"| {frac(r['false'])} | {frac(r['base_hit'])} | {frac(r['base_wrong'])} |")
     cpu: dict[str, float] = {}
     minutes = sum(t.minutes for _, _, t in rows)
     for _, _, t in rows:
@@ -200,13 +222,17 @@ def sources(args: argparse.Namespace) -> list[Source]:
     return out
 
 
-def evaluate(args: argparse.Namespace) -> list[tuple[str, str, Tally]]:
-    from voiceprint.services.decisions import DEFAULT_THRESHOLDS
+#: identification thresholds shown when --id-threshold is not given: the service's uncalibrated
+#: default where it has one, and values around the best trade-off on the --tune seeds (1000+)
+ID_THRESHOLDS: dict[str, tuple[float, ...]] = {"ge2e": (0.75, 0.80, 0.85),
+                                               "campplus": (0.40, 0.45, 0.50)}
 
+
+def evaluate(args: argparse.Namespace) -> list[tuple[str, str, Tally]]:
     seg, encoder = load_models(args)
     diarizer = make_diarizer(seg, encoder, args, args.threshold)
-    id_threshold = args.id_threshold if args.id_threshold is not None else \
-        DEFAULT_THRESHOLDS.get(args.encoder, 0.5)
+    thresholds = ([float(x) for x in args.id_threshold.split(",")] if args.id_threshold
+                  else ID_THRESHOLDS.get(args.encoder, (0.5,)))
     rows = []
     for source in sources(args):
         prints = voiceprints(encoder, source)
@@ -214,11 +240,11 @@ def evaluate(args: argparse.Namespace) -> list[tuple[str, str, Tally]]:
             tally = Tally()
             for conv, enrolled in calls_for(source, cond, args.calls, args.minutes, args.seed):
                 result = diarizer.run(conv.waveform)
-                score_call(tally, conv, result, enrolled, prints, id_threshold, encoder)
+                score_call(tally, conv, result, enrolled, prints, encoder)
             rows.append((source.name, cond, tally))
             print(f"{source.name} / {cond}: DER {100 * tally.der.der:.1f} %", file=sys.stderr)
-    print_table(rows, f"encoder {args.encoder}, merge threshold {diarizer.threshold}, "
-                      f"step {args.step} s, identification threshold {id_threshold} (cosine)")
+    print_tables(rows, f"encoder {args.encoder}, merge threshold {diarizer.threshold}, "
+                       f"step {diarizer.options.step_seconds} s, seed {args.seed}", thresholds)
     return rows
 
 
@@ -335,9 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--encoder", default="ge2e")
     ap.add_argument("--calls", type=int, default=8, help="calls per source and condition")
     ap.add_argument("--minutes", type=float, default=1.5, help="length of each call")
-    ap.add_argument("--step", type=float, default=1.0, help="segmentation window step (s)")
+    ap.add_argument("--step", type=float, default=2.5, help="analysis window step (s)")
     ap.add_argument("--threshold", type=float, help="cosine merge threshold (default per encoder)")
-    ap.add_argument("--id-threshold", type=float, help="identification threshold (cosine)")
+    ap.add_argument("--id-threshold", help="identification thresholds (cosine), comma-separated")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tune", action="store_true")
