@@ -137,3 +137,13 @@ def test_refine_moves_a_misplaced_member_and_keeps_the_count():
     x = np.array([[1, 0], [0.95, 0.1], [0, 1], [0.1, 0.95], [0.9, 0.05]], dtype=float)
     labels = np.array([0, 0, 1, 1, 1])  # the last row belongs with the first two
     assert refine(x, labels, np.ones(5)).tolist() == [0, 0, 1, 1, 0]
+
+
+def test_clustering_caps_the_training_set_and_still_assigns_everyone():
+    x, truth = _blobs(np.random.default_rng(0), 2, 60)
+    chunks = np.arange(len(x))
+    out = cluster_local_speakers(x, chunks, np.full(len(x), 3.0), threshold=0.5,
+                                 min_train_seconds=2, min_cluster_seconds=5, max_train=20)
+    assert len(out.assignment) == len(x) and len(out.centroids) == 2
+    # the assignment recovers the two groups (up to renaming)
+    assert len({(a, b) for a, b in zip(out.assignment, truth)}) == 2

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+MAX_TRAIN_EMBEDDINGS = 2000
+"""Embeddings that shape the clusters at most (the others are only assigned)."""
+
 
 def _normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
@@ -153,12 +156,15 @@ class Clustering:
 def cluster_local_speakers(embeddings: np.ndarray, chunk_ids: np.ndarray, clean_seconds: np.ndarray,
                            *, threshold: float, min_train_seconds: float,
                            min_cluster_seconds: float, num_speakers: int | None = None,
-                           min_speakers: int = 1, max_speakers: int | None = None) -> Clustering:
+                           min_speakers: int = 1, max_speakers: int | None = None,
+                           max_train: int = MAX_TRAIN_EMBEDDINGS) -> Clustering:
     """Cluster embedded local speakers and assign each one to a cluster.
 
     ``clean_seconds``: seconds of non-overlapped speech behind each embedding
     (its weight). Embeddings with at least ``min_train_seconds`` form the
-    clusters (all of them if none has that much). Clusters whose training
+    clusters (all of them if none has that much; at most ``max_train`` of
+    them, evenly spread over the recording, since the linkage needs memory
+    quadratic in their number: 2,000 take about 16 MB). Clusters whose training
     speech totals less than ``min_cluster_seconds`` (or 5 % of all training
     speech, if less) are folded into their nearest large cluster unless
     ``num_speakers`` fixes the count. The partition is then refined by
@@ -172,6 +178,10 @@ def cluster_local_speakers(embeddings: np.ndarray, chunk_ids: np.ndarray, clean_
     train = secs >= min_train_seconds
     if not train.any():
         train = secs >= secs.max() * 0.5
+    if train.sum() > max_train:  # memory of the linkage is quadratic: keep an even spread in time
+        keep = np.flatnonzero(train)[np.linspace(0, train.sum() - 1, max_train).astype(int)]
+        train = np.zeros(len(secs), dtype=bool)
+        train[keep] = True
     labels = agglomerative(emb[train], threshold=threshold, num_clusters=num_speakers,
                            min_clusters=min_speakers, max_clusters=max_speakers)
     if num_speakers is None:
