@@ -16,7 +16,8 @@ Printed per source and condition (Markdown):
   reference speech, 0.25 s collar on either side of reference boundaries,
   overlap scored, optimal one-to-one label mapping
   (:mod:`voiceprint.scoring.der`); pooled over the calls (total error time
-  over total reference time); how often the number of speakers was right;
+  over total reference time); how often the number of speakers was right,
+  and the DER when the number of speakers is given (``num_speakers``);
 - identification: in every call about half of the participants are enrolled
   (from clips not used in any call) next to every speaker of the source who
   is not in the call; the others are never enrolled. *enrolled identified*:
@@ -72,6 +73,7 @@ class Tally:
     """
 
     der: DerComponents = field(default_factory=lambda: DerComponents(0.0, 0.0, 0.0, 0.0))
+    der_hinted: DerComponents = field(default_factory=lambda: DerComponents(0.0, 0.0, 0.0, 0.0))
     calls: int = 0
     minutes: float = 0.0
     count_right: int = 0
@@ -161,13 +163,14 @@ def frac(pair: tuple[int, int]) -> str:
 def print_tables(rows: list[tuple[str, str, Tally]], title: str, thresholds: Sequence[float]) -> None:
     print(f"\n### {title}\n")
     print("| source | condition | calls | minutes | DER % | missed % | false alarm % | confusion % "
-          "| speaker count right |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| speaker count right | DER % with the count given |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for src, cond, t in rows:
         d = t.der
         print(f"| {src} | {cond} | {t.calls} | {t.minutes:.1f} | {100 * d.der:.1f} "
               f"| {100 * d.rate('missed'):.1f} | {100 * d.rate('false_alarm'):.1f} "
-              f"| {100 * d.rate('confusion'):.1f} | {t.count_right}/{t.calls} |")
+              f"| {100 * d.rate('confusion'):.1f} | {t.count_right}/{t.calls} "
+              f"| {100 * t.der_hinted.der:.1f} |")
     print("\nIdentification (threshold: cosine of label centroid vs voiceprint)\n")
     print("| source | condition | threshold | enrolled identified | never-enrolled unknown "
           "| labels naming the wrong person | baseline: enrolled named | baseline: wrong person named |")
@@ -239,8 +242,12 @@ def evaluate(args: argparse.Namespace) -> list[tuple[str, str, Tally]]:
         for cond in CONDITIONS:
             tally = Tally()
             for conv, enrolled in calls_for(source, cond, args.calls, args.minutes, args.seed):
-                result = diarizer.run(conv.waveform)
+                analysis = diarizer.analyse(conv.waveform)
+                result = diarizer.cluster(analysis)
                 score_call(tally, conv, result, enrolled, prints, encoder)
+                hinted = diarizer.cluster(analysis, num_speakers=len(conv.speakers))
+                tally.der_hinted = tally.der_hinted + der_components(
+                    conv.reference, [(s.start, s.end, s.label) for s in hinted.segments])
             rows.append((source.name, cond, tally))
             print(f"{source.name} / {cond}: DER {100 * tally.der.der:.1f} %", file=sys.stderr)
     print_tables(rows, f"encoder {args.encoder}, merge threshold {diarizer.threshold}, "
