@@ -1,6 +1,6 @@
-"""WSGI entry point at the repository root: ``gunicorn wsgi:app``.
+"""Entry points at the repository root: ``gunicorn -k asgi wsgi:asgi`` (or ``wsgi:app``).
 
-Run ``voiceprint db upgrade`` first (``voiceprint serve`` does both). On the
-embedded Milvus Lite default use one worker (``-w 1 --threads 4``).
+Run ``voiceprint db upgrade`` first (``voiceprint serve`` does both and picks
+safe settings). On the embedded Milvus Lite default use one worker.
 """
-from voiceprint.wsgi import app  # noqa: F401
+from voiceprint.wsgi import app, asgi  # noqa: F401

@@ -1,32 +1,45 @@
-"""Encoder speed: ms per 5 s clip, batch throughput and memory, as Markdown.
+"""Encoder speed against the machine's arithmetic peak and against the seed's pipeline.
 
-    python -m eval.bench_encoders [--encoders ge2e,ecapa_tdnn,panns_cnn14]
-        [--model-dir ecapa_tdnn=PATH] [--repeat 20] [--threads 2]
-        [--backends auto,dygraph]
+    python -m eval.bench_encoders [--encoders campplus,ge2e,ecapa_tdnn,panns_cnn14]
+        [--variants auto/auto,native/fp32] [--threads 2] [--repeat 20] [--quick]
+        [--model-dir NAME=PATH] [--json]
+    python -m eval.bench_encoders --layout [--encoders campplus] [--clips 24]
 
-Each encoder (and backend) is measured in a fresh subprocess, so "peak RSS"
-(``resource.getrusage`` max RSS, MB) is that encoder's own: the process
-after ``import`` and model load. Columns:
+Each (encoder, runtime/precision) row is measured in a fresh subprocess, so
+the RSS figures are that encoder's own. In one run, first the fp32 peak of
+this machine is measured: a 2048x2048 float32 numpy matmul (OpenBLAS) with
+the same thread count. Columns:
 
-* ``ms/clip``: median and p90 wall time of ``embed`` on one 5 s clip, the
-  same clip every call (after 2 warm-up calls), and the median CPU time
-  (all threads) of those calls -- less disturbed by other load on the machine;
-* ``ms/clip, new lengths``: median of ``embed`` on 5 s clips whose length
-  differs by a few frames each call, as a service sees them (kernels that
-  specialise on input shape pay here);
-* ``batch 16``: clips per second of ``embed_batch`` on 16 different 5 s clips
-  of equal length, and CPU time per clip.
+* ``ms/5 s clip``: median and p90 wall time of ``embed`` on one 5 s
+  speech-like clip (after ``warmup()``), and median CPU ms (all threads);
+* ``GFLOP``: multiply-adds x 2 of the network on that clip, counted from the
+  ONNX graph's shapes (:mod:`eval.onnx_flops`; front end not counted);
+* ``GFLOP/s``, ``% peak``: GFLOP / median wall time, against the numpy peak;
+  ``% MLAS peak`` against the same 2048x2048 product run by ONNX Runtime's
+  MatMul (the kernels the encoders use; on this machine's OpenBLAS build
+  faster than numpy, so the fairer ceiling);
+* ``batch clips/s``: ``embed_batch`` of 16 different 5 s clips of equal length
+  (so they share forward passes), vs ``1-by-1 clips/s`` on the same clips;
+* ``first call ms``: the first ``embed`` after load without warm-up, and the
+  first call of a *new* length after ``warmup()``, vs the steady median;
+* ``RSS MB``: peak resident memory after load (and at the end of the run);
+* ``seed ms``, ``seed ratio``: the seed's pipeline (:mod:`eval.encoder_seeds`:
+  PaddleSpeech's executor path for the paddle models, torch for the others) on
+  the same clip, and seed ms / voiceprint ms.
 
-CPU times (``time.process_time``, all threads) are the steadier figures on a
-shared machine; with ``--threads 1`` they approximate wall time on an idle core.
+Paddle models load real weights when they find them (``--model-dir``,
+PaddleSpeech's cache; no download); else a full-size random checkpoint in
+PaddleSpeech's layout is written under ``eval/cache/random-weights/`` and
+the row says "random" (same compute, meaningless vectors). Exports are cached
+in ``--cache-dir`` (default: ``eval/cache/voiceprint-cache``).
 
-The PaddleSpeech encoders load real weights when they find them (``--model-dir``,
-``VOICEPRINT_ECAPA_MODEL_DIR`` / ``VOICEPRINT_PANNS_MODEL_DIR``, PaddleSpeech's
-cache; downloads are not attempted). Otherwise a full-size randomly
-initialised checkpoint in PaddleSpeech's format is written under
-``eval/cache/random-weights/`` (its exports go there too) and loaded through
-the same code: the row says "random weights (speed only)" -- same compute,
-meaningless vectors.
+``--layout`` measures throughput and latency of a service layout on this
+machine: W worker processes x C concurrent callers per process (gunicorn
+threads) x T intra-op threads per call, all embedding 5 s clips at once.
+
+Times are wall clock on whatever else runs on the machine: quote CPU ms, or
+re-run on a quiet machine. ``--quick`` (a CI smoke test) measures campplus and
+ge2e with 3 repeats.
 """
 from __future__ import annotations
 
@@ -38,236 +51,238 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-PADDLE_ENCODERS = ("ecapa_tdnn", "panns_cnn14")
-RANDOM_DIR = Path(__file__).resolve().parent / "cache" / "random-weights"
+from eval.encoder_seeds import RANDOM_DIR, RANDOM_WRITERS, seed_pipeline, test_clip
+from eval.encoder_seeds import write_random_cnn14, write_random_ecapa
 
-#: PaddleSpeech recipe examples/voxceleb/sv0/conf/ecapa_tdnn.yaml (model part)
-ECAPA_FULL_CONFIG: dict[str, Any] = {
-    "sr": 16000, "n_mels": 80, "window_size": 400, "hop_size": 160, "num_speakers": 7205,
-    "model": {"input_size": 80, "channels": [1024, 1024, 1024, 1024, 3072],
-              "kernel_sizes": [5, 3, 3, 3, 1], "dilations": [1, 2, 3, 4, 1],
-              "attention_channels": 128, "lin_neurons": 192},
-}
+#: write_random_* stay importable from here (eval.bench_sounds uses them)
+__all__ = ["main", "measure", "matmul_peak_gflops", "ort_matmul_peak_gflops",
+           "write_random_cnn14", "write_random_ecapa"]
 
-
-def write_random_ecapa(directory: Path, seed: int = 0) -> Path:
-    """Full-size random ECAPA-TDNN training checkpoint (``backbone.`` keys +
-    classifier), laid out like PaddleSpeech's archive."""
-    import paddle
-    import yaml
-    from paddlespeech.vector.models.ecapa_tdnn import EcapaTdnn
-    from paddlespeech.vector.modules.sid_model import SpeakerIdetification
-
-    if (directory / "model" / "model.pdparams").is_file():
-        return directory
-    paddle.seed(seed)
-    model = SpeakerIdetification(backbone=EcapaTdnn(**ECAPA_FULL_CONFIG["model"]),
-                                 num_class=ECAPA_FULL_CONFIG["num_speakers"])
-    (directory / "conf").mkdir(parents=True, exist_ok=True)
-    (directory / "model").mkdir(parents=True, exist_ok=True)
-    (directory / "conf" / "model.yaml").write_text(yaml.safe_dump(ECAPA_FULL_CONFIG))
-    paddle.save(model.state_dict(), str(directory / "model" / "model.pdparams"))
-    return directory
+CACHE_DIR = Path(__file__).resolve().parent / "cache" / "voiceprint-cache"
+ALL = "campplus,ge2e,ecapa_tdnn,panns_cnn14"
 
 
-def write_random_cnn14(directory: Path, seed: int = 0) -> Path:
-    """Full-size random CNN14 checkpoint (``cnn14.pdparams`` + ``panns.yaml``)."""
-    import paddle
-    import yaml
-    from paddlespeech.cls.models.panns import CNN14
-
-    if (directory / "cnn14.pdparams").is_file():
-        return directory
-    paddle.seed(seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    feature = {"sample_rate": 32000, "n_fft": 1024, "hop_length": 320, "window": "hann",
-               "window_length": 1024, "f_min": 50.0, "f_max": 14000.0, "n_mels": 64}
-    (directory / "panns.yaml").write_text(yaml.safe_dump({"feature": feature}))
-    paddle.save(CNN14(extract_embedding=True).state_dict(), str(directory / "cnn14.pdparams"))
-    return directory
-
-
-def test_clip(sample_rate: int, seconds: float, seed: int) -> np.ndarray:
-    """A speech-like clip: a gliding harmonic tone with syllable-rate
-    amplitude modulation plus noise, peak about 0.5."""
-    rng = np.random.default_rng(seed)
-    n = int(round(seconds * sample_rate))
-    t = np.arange(n) / sample_rate
-    f0 = 120.0 + 40.0 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6.3))
-    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
-    x = sum(np.sin(k * phase) / k for k in range(1, 12))
-    x = x * (0.6 + 0.4 * np.sin(2 * np.pi * 4.0 * t)) + 0.05 * rng.standard_normal(n)
-    return (0.5 * x / np.max(np.abs(x))).astype(np.float32)
-
-
-def _max_rss_mb() -> float:
+def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(name: str, *, model_dir: str | None, backend: str | None, threads: int | None,
-            repeat: int, batch: int, seconds: float) -> dict[str, Any]:
-    """Load one encoder and time it (runs inside the worker subprocess)."""
-    os.environ.setdefault("VOICEPRINT_OFFLINE", "1")
-    weights = "real"
-    t0 = time.perf_counter()
-    if name in PADDLE_ENCODERS:
-        from voiceprint.errors import EncoderUnavailable
+def matmul_peak_gflops(threads: int | None, n: int = 2048, repeat: int = 5) -> float:
+    """Best-of-``repeat`` GFLOP/s of an ``n x n`` float32 numpy matmul."""
+    from threadpoolctl import threadpool_limits
 
-        if name == "ecapa_tdnn":
-            from voiceprint.encoders.ecapa_tdnn import EcapaTdnnEncoder as cls
-        else:
-            from voiceprint.encoders.panns_cnn14 import PannsCnn14Encoder as cls  # type: ignore[assignment]
-        try:
-            encoder = cls.load(model_dir=model_dir, num_threads=threads, backend=backend,
-                               allow_download=False)
-        except EncoderUnavailable:
-            weights = "random weights (speed only)"
-            writer = write_random_ecapa if name == "ecapa_tdnn" else write_random_cnn14
-            root = writer(RANDOM_DIR / name)
-            # keep exports of throw-away weights out of the user's cache
-            os.environ["VOICEPRINT_CACHE_DIR"] = str(RANDOM_DIR / "voiceprint-cache")
-            t0 = time.perf_counter()
-            encoder = cls.load(model_dir=str(root), num_threads=threads, backend=backend)
-    else:
-        from voiceprint.encoders.registry import load_encoder
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)
+    best = float("inf")
+    with threadpool_limits(limits=threads, user_api="blas") if threads else nullcontext():
+        a @ b
+        for _ in range(repeat):
+            t = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t)
+    return 2.0 * n ** 3 / best / 1e9
 
-        encoder = load_encoder(name, model_dir=model_dir, num_threads=threads)
-        weights = "real (shipped in wheel)" if name == "ge2e" else "real"
-    load_s = time.perf_counter() - t0
-    rss = _max_rss_mb()
 
-    sr = encoder.sample_rate
-    clip = test_clip(sr, seconds, seed=1)
-    for _ in range(2):
-        encoder.embed(clip)
-    same, cpu = [], []
-    for _ in range(repeat):
-        t, c = time.perf_counter(), time.process_time()
-        encoder.embed(clip)
-        same.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    # lengths that differ by 1..repeat frames of 10 ms: a new input shape each call
-    fresh = []
-    for i in range(repeat):
-        c = test_clip(sr, seconds + 0.01 * (i + 1), seed=100 + i)
-        t = time.perf_counter()
-        encoder.embed(c)
-        fresh.append(time.perf_counter() - t)
-    clips = [test_clip(sr, seconds, seed=200 + i) for i in range(batch)]
-    encoder.embed_batch(clips)
-    rounds = max(1, repeat // 10)
+def ort_matmul_peak_gflops(threads: int | None, n: int = 2048, repeat: int = 5) -> float:
+    """The same product through ONNX Runtime's MatMul (MLAS kernels): the
+    kernels the encoders run on, often faster than this numpy's BLAS."""
+    from onnx import TensorProto, helper
+
+    from voiceprint.encoders.onnx_runtime import import_onnxruntime
+
+    ort = import_onnxruntime()
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or 0
+    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feed = {"a": rng.standard_normal((n, n), np.float32), "b": rng.standard_normal((n, n), np.float32)}
+    session.run(None, feed)
+    best = min(_timed(session.run, None, feed)[0] for _ in range(repeat))
+    return 2.0 * n ** 3 / best / 1e9
+
+
+def _timed(fn: Any, *args: Any) -> tuple[float, float]:
     t, c = time.perf_counter(), time.process_time()
-    for _ in range(rounds):
-        encoder.embed_batch(clips)
-    per_s = rounds * batch / (time.perf_counter() - t)
-    batch_cpu_ms = 1e3 * (time.process_time() - c) / (rounds * batch)
-    return {
-        "encoder": name, "weights": weights, "backend": getattr(encoder, "backend", "torch"),
-        "threads": threads, "load_s": load_s, "rss_mb_after_load": rss,
-        "ms_median": 1e3 * float(np.median(same)), "ms_p90": 1e3 * float(np.percentile(same, 90)),
-        "cpu_ms_median": 1e3 * float(np.median(cpu)),
-        "ms_fresh_median": 1e3 * float(np.median(fresh)),
-        "ms_fresh_p90": 1e3 * float(np.percentile(fresh, 90)),
-        "batch": batch, "batch_clips_per_s": per_s, "batch_cpu_ms_per_clip": batch_cpu_ms,
-        "rss_mb_end": _max_rss_mb(),
+    fn(*args)
+    return time.perf_counter() - t, time.process_time() - c
+
+
+def _load(name: str, options: dict[str, Any]) -> tuple[Any, str]:
+    from voiceprint.encoders.registry import load_encoder
+    from voiceprint.errors import EncoderUnavailable
+
+    try:
+        return load_encoder(name, **options), "real"
+    except EncoderUnavailable:
+        if name not in RANDOM_WRITERS or options.get("model_dir"):
+            raise
+    root = RANDOM_WRITERS[name](RANDOM_DIR / name)
+    return load_encoder(name, **{**options, "model_dir": str(root)}), "random"
+
+
+def _flops(encoder: Any, clip: np.ndarray, cache_dir: str) -> float | None:
+    """GFLOP of the encoder's fp32 ONNX graph on ``clip`` (the export in use,
+    else the newest fp32 export in the cache; None when there is none)."""
+    from eval.onnx_flops import graph_flops
+
+    export = getattr(getattr(encoder, "runner_choice", None), "export", None)
+    if export is not None and "-onnx-fp32-" in export.entry.name:
+        path: Path | None = export.entry / "model.onnx"
+    else:
+        entries = sorted(Path(cache_dir).glob(f"exports/{encoder.name}-onnx-fp32-*/model.onnx"),
+                         key=lambda q: q.stat().st_mtime)
+        path = entries[-1] if entries else None
+    if path is None or not path.is_file():
+        return None
+    if encoder.name == "ge2e":
+        x = encoder.windows(clip)
+    else:
+        x = encoder.features(clip)[None]
+    return graph_flops(path, x)[0] / 1e9
+
+
+def measure(name: str, variant: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One row (runs inside the worker subprocess)."""
+    runtime, precision = variant.split("/")
+    options = {"runtime": runtime, "precision": precision, "num_threads": args.threads,
+               "cache_dir": args.cache_dir, "offline": True, "model_dir": args.model_dirs.get(name)}
+    t0 = time.perf_counter()
+    encoder, weights = _load(name, options)
+    load_s, rss_load = time.perf_counter() - t0, _rss_mb()
+    sr, s = encoder.sample_rate, args.seconds
+    clip = test_clip(sr, s, seed=1)
+    cold, _ = _timed(encoder.embed, clip)
+    warm_s = encoder.warmup()
+    first_new, _ = _timed(encoder.embed, test_clip(sr, s + 0.37, seed=2))
+    same = [_timed(encoder.embed, clip) for _ in range(args.repeat)]
+    wall, cpu = np.array([w for w, _ in same]), np.array([c for _, c in same])
+    clips = [test_clip(sr, s, seed=200 + i) for i in range(args.batch)]
+    encoder.embed_batch(clips)
+    bw, bc = _timed(encoder.embed_batch, clips)
+    ow, _ = _timed(lambda: [encoder.embed(c) for c in clips])
+    row: dict[str, Any] = {
+        "encoder": name, "variant": variant, "backend": encoder.backend, "weights": weights,
+        "threads": args.threads, "load_s": load_s, "rss_load_mb": rss_load,
+        "ms_median": 1e3 * float(np.median(wall)), "ms_p90": 1e3 * float(np.percentile(wall, 90)),
+        "cpu_ms_median": 1e3 * float(np.median(cpu)), "cold_ms": 1e3 * cold,
+        "warmup_s": warm_s, "first_new_length_ms": 1e3 * first_new,
+        "batch_clips_per_s": len(clips) / bw, "batch_cpu_ms_per_clip": 1e3 * bc / len(clips),
+        "one_by_one_clips_per_s": len(clips) / ow, "gflop": _flops(encoder, clip, args.cache_dir),
     }
+    if not args.no_seed:
+        seed = seed_pipeline(name, encoder, {k: v for k, v in options.items() if v is not None})
+        seed(clip)
+        row["seed_ms"] = 1e3 * float(np.median([_timed(seed, clip)[0] for _ in range(max(3, args.repeat // 3))]))
+    row["rss_end_mb"] = _rss_mb()
+    return row
 
 
-def _run_worker(args: argparse.Namespace, name: str, backend: str | None,
-                model_dir: str | None) -> dict[str, Any]:
+def _worker(args: argparse.Namespace, name: str, variant: str) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         out = fh.name
-    cmd = [sys.executable, "-m", "eval.bench_encoders", "--worker", name, "--out", out,
-           "--repeat", str(args.repeat), "--batch", str(args.batch), "--seconds", str(args.seconds)]
-    if backend:
-        cmd += ["--backends", backend]
-    if args.threads:
-        cmd += ["--threads", str(args.threads)]
-    if model_dir:
-        cmd += ["--model-dir", f"{name}={model_dir}"]
+    cmd = [sys.executable, "-m", "eval.bench_encoders", "--worker", f"{name}:{variant}", "--out", out,
+           "--repeat", str(args.repeat), "--batch", str(args.batch), "--seconds", str(args.seconds),
+           "--cache-dir", args.cache_dir]
+    cmd += ["--threads", str(args.threads)] if args.threads else []
+    cmd += ["--no-seed"] if args.no_seed else []
+    for k, v in args.model_dirs.items():
+        cmd += ["--model-dir", f"{k}={v}"]
     try:
         proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0:
-            tail = proc.stderr.strip().splitlines()[-3:]
-            return {"encoder": name, "backend": backend or "default", "error": " | ".join(tail)}
+            tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-2:]
+            return {"encoder": name, "variant": variant, "error": " | ".join(tail)}
         return json.loads(Path(out).read_text())
     finally:
         Path(out).unlink(missing_ok=True)
 
 
-def markdown(rows: list[dict[str, Any]], seconds: float) -> str:
-    head = (f"| encoder | weights | backend | threads | load s | ms/{seconds:g} s clip median | p90 "
-            "| CPU ms/clip "
-            f"| ms/clip, new lengths median | p90 | batch {rows[0].get('batch', 16) if rows else 16} "
-            "clips/s | batch CPU ms/clip | peak RSS after load MB |")
+def _f(v: Any, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def markdown(rows: list[dict[str, Any]], peak: float, mlas: float, seconds: float) -> str:
+    head = (f"| encoder | runtime/precision | backend | weights | ms/{seconds:g} s clip median | p90 "
+            "| CPU ms | GFLOP | GFLOP/s | % peak | % MLAS peak | batch clips/s | 1-by-1 clips/s | first call ms "
+            "(cold / new length after warmup) | RSS MB (load / end) | seed ms | seed ratio |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['encoder']} | - | {r['backend']} | - | failed: {r['error']} "
-                         + "| - " * 9 + "|")
+            lines.append(f"| {r['encoder']} | {r['variant']} | failed: {r['error'][:160]} |" + " |" * 14)
             continue
+        gflops = r["gflop"] / (r["ms_median"] / 1e3) if r.get("gflop") else None
+        seed = r.get("seed_ms")
         lines.append(
-            f"| {r['encoder']} | {r['weights']} | {r['backend']} | {r['threads'] or 'default'} "
-            f"| {r['load_s']:.1f} | {r['ms_median']:.0f} | {r['ms_p90']:.0f} | {r['cpu_ms_median']:.0f} "
-            f"| {r['ms_fresh_median']:.0f} | {r['ms_fresh_p90']:.0f} "
-            f"| {r['batch_clips_per_s']:.1f} | {r['batch_cpu_ms_per_clip']:.0f} "
-            f"| {r['rss_mb_after_load']:.0f} |")
+            f"| {r['encoder']} | {r['variant']} | {r['backend']} | {r['weights']} "
+            f"| {r['ms_median']:.0f} | {r['ms_p90']:.0f} | {r['cpu_ms_median']:.0f} "
+            f"| {_f(r.get('gflop'), '.2f')} | {_f(gflops, '.0f')} "
+            f"| {_f(100 * gflops / peak if gflops else None, '.0f')} "
+            f"| {_f(100 * gflops / mlas if gflops else None, '.0f')} "
+            f"| {r['batch_clips_per_s']:.1f} | {r['one_by_one_clips_per_s']:.1f} "
+            f"| {r['cold_ms']:.0f} / {r['first_new_length_ms']:.0f} "
+            f"| {r['rss_load_mb']:.0f} / {r['rss_end_mb']:.0f} | {_f(seed, '.0f')} "
+            f"| {_f(seed / r['ms_median'] if seed else None, '.1f')}x |")
     return "\n".join(lines)
-
-
-def _model_dirs(values: list[str], names: list[str]) -> dict[str, str]:
-    dirs: dict[str, str] = {}
-    for v in values:
-        if "=" in v and v.split("=", 1)[0] in names + list(PADDLE_ENCODERS) + ["ge2e"]:
-            k, p = v.split("=", 1)
-            dirs[k] = p
-        elif len(names) == 1:
-            dirs[names[0]] = v
-        else:
-            raise SystemExit(f"--model-dir {v}: say which encoder, e.g. ecapa_tdnn={v}")
-    return dirs
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m eval.bench_encoders", description=__doc__.split("\n")[0])
-    p.add_argument("--encoders", default="ge2e,ecapa_tdnn,panns_cnn14")
-    p.add_argument("--model-dir", action="append", default=[],
-                   help="NAME=PATH (or PATH with a single encoder): checkpoint dir or archive")
+    p.add_argument("--encoders", default=None, help=f"comma list (default {ALL})")
+    p.add_argument("--variants", default="auto/auto",
+                   help="comma list of runtime/precision, e.g. auto/auto,native/fp32,onnx/int8")
+    p.add_argument("--model-dir", action="append", default=[], help="NAME=PATH")
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seconds", type=float, default=5.0, help="clip length, s")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: encoder's)")
-    p.add_argument("--backends", default="auto",
-                   help="for the paddle encoders: comma list of auto,dygraph,inference,onednn")
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads per call")
+    p.add_argument("--cache-dir", default=str(CACHE_DIR))
+    p.add_argument("--no-seed", action="store_true", help="skip the seed pipeline")
+    p.add_argument("--quick", action="store_true", help="campplus,ge2e; 3 repeats, batch 4")
+    p.add_argument("--layout", action="store_true", help="workers x callers x threads grid")
+    p.add_argument("--clips", type=int, default=24, help="--layout: clips per configuration")
     p.add_argument("--json", action="store_true", help="also print the rows as JSON")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    args.model_dirs = dict(v.split("=", 1) for v in args.model_dir)
+    if args.quick:
+        args.repeat, args.batch = min(args.repeat, 3), min(args.batch, 4)
+    names = [n.strip() for n in (args.encoders or ("campplus,ge2e" if args.quick else ALL)).split(",")
+             if n.strip()]
 
-    names = [n.strip() for n in args.encoders.split(",") if n.strip()]
-    dirs = _model_dirs(args.model_dir, [args.worker] if args.worker else names)
     if args.worker:
-        row = measure(args.worker, model_dir=dirs.get(args.worker),
-                      backend=None if args.backends == "auto" else args.backends,
-                      threads=args.threads, repeat=args.repeat, batch=args.batch, seconds=args.seconds)
-        Path(args.out).write_text(json.dumps(row))
+        name, variant = args.worker.split(":", 1)
+        Path(args.out).write_text(json.dumps(measure(name, variant, args)))
         return 0
+    if args.layout:
+        from eval.bench_layout import run_layout
 
+        return run_layout(names[0], args)
+
+    peak, mlas = matmul_peak_gflops(args.threads), ort_matmul_peak_gflops(args.threads)
+    print(f"fp32 peak: {peak:.0f} GFLOP/s (2048x2048 float32 numpy matmul, {args.threads} threads); "
+          f"ONNX Runtime MatMul (MLAS): {mlas:.0f} GFLOP/s; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n", flush=True)
     rows = []
     for name in names:
-        backends = [b.strip() for b in args.backends.split(",")] if name in PADDLE_ENCODERS else [None]
-        for backend in backends:
-            print(f"measuring {name} ({backend or 'default'}) ...", file=sys.stderr, flush=True)
-            rows.append(_run_worker(args, name, backend, dirs.get(name)))
-    print(markdown(rows, args.seconds))
+        for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
+            print(f"measuring {name} {variant} ...", file=sys.stderr, flush=True)
+            rows.append(_worker(args, name, variant))
+    print(markdown(rows, peak, mlas, args.seconds))
     if args.json:
-        print(json.dumps(rows, indent=2))
-    return 0
+        print(json.dumps({"peak_gflops": peak, "mlas_peak_gflops": mlas, "rows": rows}, indent=2))
+    return 0 if all("error" not in r for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ Prints a Markdown table; nothing is asserted.
 """
 from __future__ import annotations
 
+from eval.datasets import fsdd_dir
+
 import argparse
 import contextlib
 import io
@@ -25,7 +27,7 @@ import soundfile as sf
 
 from voiceprint.stores.records import speakers, to_blob, utcnow, utterances, voiceprints
 
-FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
+FSDD = fsdd_dir()
 
 
 def five_second_clip(sr: int = 8000) -> bytes:
@@ -71,7 +73,7 @@ def populate(rt: Any, dim: int, n_utt: int, per_speaker: int, encoder: str, chun
         vps /= np.linalg.norm(vps, axis=1, keepdims=True)
         with rt.engine.begin() as conn:
             conn.execute(speakers.insert(), [
-                {"id": int(i), "external_id": f"synthetic-{i}", "name": None, "meta": {},
+                {"id": int(i), "tenant_id": 1, "external_id": f"synthetic-{i}", "name": None, "meta": {},
                  "created_at": now, "updated_at": now} for i in ids])
             conn.execute(utterances.insert(), [
                 {"id": int(u), "speaker_id": int(o), "encoder": encoder, "embedding": to_blob(v),
@@ -82,8 +84,8 @@ def populate(rt: Any, dim: int, n_utt: int, per_speaker: int, encoder: str, chun
                 {"speaker_id": int(i), "encoder": encoder, "embedding": to_blob(v),
                  "n_utterances": per_speaker, "speech_s": 30.0, "enrolled": True, "updated_at": now}
                 for i, v in zip(ids, vps)])
-        rt.vectors.insert(utt_coll, utt_ids.tolist(), utt, owners.tolist())
-        rt.vectors.insert(spk_coll, ids.tolist(), vps, ids.tolist())
+        rt.vectors.insert(utt_coll, utt_ids.tolist(), utt, owners.tolist(), tenant=1)
+        rt.vectors.insert(spk_coll, ids.tolist(), vps, ids.tolist(), tenant=1)
         print(f"  {s1 * per_speaker:,} utterances ({time.perf_counter() - t0:.0f} s)", flush=True)
     rt.vectors.flush(utt_coll)
     rt.vectors.flush(spk_coll)
@@ -135,8 +137,8 @@ def main(argv: list[str] | None = None) -> None:
 
         clip = five_second_clip()
         client = app.test_client()
-        svc = RecognitionService(rt)
-        wave = svc._embed_query(Upload(clip))  # warm-up, and the decoded query
+        svc = RecognitionService(rt, 1)
+        wave = svc.embed_query(Upload(clip))  # warm-up, and the decoded query
         totals, embeds, searches = [], [], []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
             totals.append(time.perf_counter() - t0)
             assert r.status_code == 200, r.json
             t0 = time.perf_counter()
-            vec, _ = svc._embed_query(Upload(clip))
+            vec, _ = svc.embed_query(Upload(clip))
             embeds.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             svc._search(encoder.name, vec, 5)

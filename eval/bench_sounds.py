@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"generated {len(clips)} clips ({sum(len(p.data) for p in payloads) / 2**20:.0f} MiB) "
               f"in {gen_s:.0f} s", flush=True)
 
-        svc = SoundService(rt)
+        svc = SoundService(rt, 1)
         ids: list[int] = []
         t0 = time.perf_counter()
         for start in range(0, len(payloads), args.batch):
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         qvecs = encoder.embed_batch([resample_clip(clips[i], encoder.sample_rate) for i in picks[:50]])
         for v in qvecs:
             t = time.perf_counter()
-            rt.vectors.search(lib.collection, v[None], 10)
+            rt.vectors.search(lib.collection, v[None], 10, tenant=1)
             ann.append(time.perf_counter() - t)
         return {
             "model": args.model, "milvus": "lite" if rt.vectors.is_lite else "server",
@@ -205,7 +205,7 @@ def settle(rt: Any, collection: str, dim: int, timeout_s: float = 600.0) -> floa
             v = rng.standard_normal((1, dim)).astype(np.float32)
             v /= np.linalg.norm(v)
             t = time.perf_counter()
-            rt.vectors.search(collection, v, 10)
+            rt.vectors.search(collection, v, 10, tenant=1)
             times.append(time.perf_counter() - t)
         if max(times) < 3 * float(np.median(times)) and time.perf_counter() - t0 > 2.0:
             break

@@ -255,7 +255,8 @@ class MilvusIndex(Backend):
             for start in range(0, n, self.insert_batch):
                 stop = min(n, start + self.insert_batch)
                 self.store.insert(COLLECTION, list(range(start, stop)), vectors[start:stop],
-                                  owners[start:stop].tolist(), batch_size=self.insert_batch)
+                                  owners[start:stop].tolist(), tenant=1,
+                                  batch_size=self.insert_batch)
                 bar.update(stop - start)
         t_insert = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -304,7 +305,7 @@ class MilvusIndex(Backend):
 
     def search(self, queries: np.ndarray, k: int, params: dict[str, Any]) -> np.ndarray:
         if self.consistency is None:
-            hits = self.store.search(COLLECTION, queries, k, search_params=params)
+            hits = self.store.search(COLLECTION, queries, k, tenant=1, search_params=params)
             return _pad([[h.id for h in row] for row in hits], k)
         p = dict(params)
         if "ef" in p:
@@ -313,6 +314,7 @@ class MilvusIndex(Backend):
         with self.store._lock:  # noqa: SLF001 - VectorStore.search has no consistency option
             res = self.store._client.search(  # noqa: SLF001
                 COLLECTION, data=[row for row in q], limit=k, output_fields=["owner"],
+                filter="tenant == 1",
                 search_params={"metric_type": self.store.index.metric, "params": p},
                 consistency_level=self.consistency)
         return _pad([[int(h["id"]) for h in row] for row in res], k)

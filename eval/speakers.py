@@ -106,10 +106,6 @@ def load_clip(path: Path, sample_rate: int) -> np.ndarray:
     return resample(audio.samples, audio.sample_rate, sample_rate)
 
 
-def _l2n(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def _embed(encoder: Any, waves: Sequence[np.ndarray], batch: int) -> np.ndarray:
     parts = [encoder.embed_batch(list(waves[i:i + batch])) for i in range(0, len(waves), batch)]
     return np.concatenate(parts) if parts else np.zeros((0, encoder.dim), np.float32)
@@ -127,6 +123,7 @@ def evaluate(encoder: Any, speakers: Sequence[SpeakerClips], *, enroll_clips: in
         raise ValueError("enroll_mode must be 'mean' or 'concat'")
     from tqdm import tqdm
 
+    from voiceprint.scoring.cosine import centroid, cosine_matrix, l2_normalize
     from voiceprint.scoring.metrics import (compute_eer, compute_min_dcf, det_curve,
                                             rates_at_threshold, threshold_at_far)
 
@@ -153,7 +150,7 @@ def evaluate(encoder: Any, speakers: Sequence[SpeakerClips], *, enroll_clips: in
         t_embed += t2 - t1
         n_enroll_clips += len(clips)
         audio_s += sum(len(c) for c in clips) / sr
-        enrolled.append(_l2n(_l2n(emb).mean(axis=0)))
+        enrolled.append(centroid(emb))
         names.append(spk.speaker)
         for g in groups:
             query_waves.append(np.concatenate([load_clip(p, sr) for p in g]))
@@ -161,11 +158,11 @@ def evaluate(encoder: Any, speakers: Sequence[SpeakerClips], *, enroll_clips: in
     if len(names) < 2 or not query_waves:
         raise SystemExit("need at least two speakers with enrollment clips and held-out queries")
     t0 = time.perf_counter()
-    queries = _l2n(_embed(encoder, query_waves, batch))
+    queries = l2_normalize(_embed(encoder, query_waves, batch))
     t_query = time.perf_counter() - t0
     E = np.stack(enrolled)
     owner = np.array(query_owner)
-    scores = queries @ E.T  # (n_query, n_speakers) cosine
+    scores = cosine_matrix(queries, E)  # (n_query, n_speakers) cosine in [-1, 1]
     top1 = float(np.mean(scores.argmax(axis=1) == owner))
     labels = np.zeros_like(scores, dtype=np.int64)
     labels[np.arange(len(owner)), owner] = 1

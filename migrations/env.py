@@ -31,6 +31,11 @@ def run_migrations_online() -> None:
         return
     engine = create_db_engine(url)
     with engine.connect() as conn:
+        if url.startswith("sqlite"):
+            # batch migrations rebuild tables (drop + rename): with foreign keys on,
+            # dropping ``speakers`` would cascade into ``utterances``
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()  # end SQLAlchemy's autobegin so Alembic's transaction commits
         context.configure(connection=conn, target_metadata=metadata,
                           render_as_batch=url.startswith("sqlite"))
         with context.begin_transaction():

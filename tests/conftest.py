@@ -21,9 +21,9 @@ import pytest
 import soundfile as sf
 import sqlalchemy as sa
 
-FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
-if not FSDD.is_dir():
-    FSDD = Path(os.environ.get("VOICEPRINT_FSDD", "/nonexistent"))
+from eval.datasets import fsdd_dir  # noqa: E402
+
+FSDD = fsdd_dir()
 
 MYSQL_ADMIN = os.environ.get("VOICEPRINT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 POSTGRES_ADMIN = os.environ.get("VOICEPRINT_TEST_POSTGRES_URL",
@@ -97,10 +97,11 @@ def speak(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., bytes]:
 
 # -- models -------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def ge2e() -> Any:
+def ge2e(tmp_path_factory: pytest.TempPathFactory) -> Any:
     pytest.importorskip("resemblyzer")
     from voiceprint.encoders.registry import load_encoder
-    return load_encoder("ge2e")
+    # its ONNX export is built and verified once per session, in a private cache
+    return load_encoder("ge2e", cache_dir=str(tmp_path_factory.mktemp("encoder_cache")))
 
 
 # -- databases ----------------------------------------------------------------
@@ -141,10 +142,16 @@ def _migrated_empty(url: str) -> str:
     from voiceprint.stores import migrate
     from voiceprint.stores.records import create_db_engine, metadata
     migrate.upgrade(url)
+    from voiceprint.stores.records import DEFAULT_TENANT_ID, tenants, utcnow
     engine = create_db_engine(url)
     with engine.begin() as conn:
         for table in reversed(metadata.sorted_tables):
-            conn.execute(table.delete())
+            if table is not tenants:
+                conn.execute(table.delete())
+        conn.execute(tenants.delete().where(tenants.c.id != DEFAULT_TENANT_ID))
+        if conn.execute(tenants.select()).first() is None:  # the migration seeds it
+            conn.execute(tenants.insert().values(id=DEFAULT_TENANT_ID, name="default",
+                                                 created_at=utcnow()))
     engine.dispose()
     return url
 
@@ -189,6 +196,8 @@ def app_config(backend: tuple[str, str], tmp_path: Path,
         "AUDIO_DIR": str(tmp_path / "audio"), "SPEAKER_ENCODER": "ge2e",
         "PRELOAD_MODELS": False, "ENROLL_MIN_SPEECH_SECONDS": 8.0,
         "MIN_CLIP_SPEECH_SECONDS": 1.0,
+        # tests play a stopped service: a file no row names is a leftover at once
+        "ORPHAN_FILE_MIN_AGE_SECONDS": 0.0,
     }
 
 
@@ -225,7 +234,8 @@ def runner(app_config: dict[str, Any]) -> Callable[..., Any]:
            "VOICEPRINT_AUDIO_DIR": app_config["AUDIO_DIR"],
            "VOICEPRINT_SPEAKER_ENCODER": "ge2e",
            "VOICEPRINT_ENROLL_MIN_SPEECH_SECONDS": str(app_config["ENROLL_MIN_SPEECH_SECONDS"]),
-           "VOICEPRINT_PRELOAD_MODELS": "0"}
+           "VOICEPRINT_PRELOAD_MODELS": "0",
+           "VOICEPRINT_ORPHAN_FILE_MIN_AGE_SECONDS": "0"}
 
     def invoke(*args: str) -> Any:
         return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)

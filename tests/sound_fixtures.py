@@ -287,10 +287,11 @@ def calibrate_batch_norm(model: Any, feats: np.ndarray) -> None:
         bn._variance.set_value(np.maximum(seen["var"], 1e-5).astype("float32"))
 
 
-def load_small_cnn14(root: Path, num_threads: int | None = 2) -> Any:
+def load_small_cnn14(root: Path, num_threads: int | None = 2, cache_dir: Path | None = None) -> Any:
     from voiceprint.encoders.panns_cnn14 import PannsCnn14Encoder
 
-    return PannsCnn14Encoder.load(model_dir=str(root), num_threads=num_threads)
+    return PannsCnn14Encoder.load(model_dir=str(root), num_threads=num_threads,
+                                  cache_dir=str(cache_dir) if cache_dir else None)
 
 
 def eventually(read: Callable[[], Any], want: Any, timeout_s: float = 15.0) -> Any:
@@ -340,6 +341,4 @@ def paddle_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def panns_small(panns_dir: Path, paddle_cache: Path) -> Any:
     """The small CNN14 loaded through the real loader (exports cached in a temp dir)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VOICEPRINT_CACHE_DIR", str(paddle_cache))
-        return load_small_cnn14(panns_dir)
+    return load_small_cnn14(panns_dir, cache_dir=paddle_cache)

@@ -54,3 +54,8 @@ def test_openapi_documents_every_blueprint(client):
         assert path in spec["paths"]
     assert "cosine" in str(spec["paths"]["/identify"]).lower() or "cosine" in str(spec["components"]).lower()
     assert client.get("/docs").status_code == 200
+
+
+def test_responses_say_where_the_time_went(client):
+    r = client.get("/speakers")
+    assert "total;dur=" in r.headers["Server-Timing"] and r.headers["X-Request-ID"]

@@ -1,6 +1,8 @@
 """Audio intake: decoding, resampling, VAD and clip quality."""
 from __future__ import annotations
 
+from eval.datasets import fsdd_dir
+
 import io
 import json
 import shutil
@@ -18,7 +20,7 @@ from voiceprint.audio import (AudioLimits, DecodedAudio, QualityThresholds, asse
 from voiceprint.audio.vad import smooth_decisions
 from voiceprint.errors import AudioError
 
-FSDD_CLIP = Path("/work/shared/data/fsdd/recordings/0_george_0.wav")
+FSDD_CLIP = fsdd_dir() / "0_george_0.wav"
 
 
 # ---------------------------------------------------------------- helpers

@@ -32,7 +32,7 @@ def test_cli_enroll_identify_verify(runner, speak, tmp_path):
 
     assert runner("verify", "eve", files[5]).exit_code == 0
     r = runner("verify", "bob", files[5])
-    assert r.exit_code == 2 and json.loads(r.output)["accepted"] is False
+    assert r.exit_code == 3 and json.loads(r.output)["accepted"] is False
     r = runner("verify", "nobody", files[5])
     assert r.exit_code == 1 and "no speaker" in r.output
 

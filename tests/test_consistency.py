@@ -7,10 +7,14 @@ import sqlalchemy as sa
 from tests.conftest import SENTENCES, multipart
 from tests.test_enrollment import NOTHING, enroll, stored
 from voiceprint.errors import StoreError
-from voiceprint.services.consistency import check_speakers
+from voiceprint.services.reconcile import Reconciler
 from voiceprint.stores.vectors import VectorStore
 
 ALL_BACKENDS = ["sqlite-lite", "mysql-server", "postgres-lite"]
+
+
+def check_speakers(rt, encoders=None, repair=False):
+    return Reconciler(rt).speakers(encoders, repair)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +61,8 @@ def test_milvus_failure_during_enrollment_leaves_nothing(client, rt, clips, monk
     assert all(rep.ok for rep in check_speakers(rt, ["ge2e"]))
 
 
-def test_failure_after_earlier_enrollment_restores_previous_voiceprint(client, rt, clips, monkeypatch):
+def test_failure_after_earlier_enrollment_restores_previous_voiceprint(client, rt, clips, monkeypatch,
+                                                                       speak):
     sid = client.post("/speakers", json={"external_id": "a"}).json["id"]
     assert enroll(client, sid, clips[:3]).json["enrollment"]["status"] == "enrolled"
     before = stored(rt)
@@ -71,7 +76,7 @@ def test_failure_after_earlier_enrollment_restores_previous_voiceprint(client, r
             raise sa.exc.OperationalError("COMMIT", {}, Exception("injected database failure"))
 
     monkeypatch.setattr(VectorStore, "upsert", upsert_then_fail_commit)
-    r = enroll(client, sid, clips[3:4])
+    r = enroll(client, sid, [speak(SENTENCES[3], "flite:awb")])  # the same voice: accepted
     assert r.status_code == 503 and r.json["errors"]["reason"] == "database_error"
     monkeypatch.undo()
     assert stored(rt) == before
@@ -115,7 +120,7 @@ def test_db_check_repairs_lost_and_orphan_vectors(client, rt, clips, runner):
     rt.vectors.delete(coll, [uid])                       # a vector lost
     vec = rt.vectors  # an orphan: a vector with no row
     import numpy as np
-    vec.insert(coll, [999999], np.eye(1, 256, dtype=np.float32), [sid])
+    vec.insert(coll, [999999], np.eye(1, 256, dtype=np.float32), [sid], tenant=1)
     reports = {rep.collection: rep for rep in check_speakers(rt)}
     assert reports[coll].missing == [uid] and reports[coll].orphans == [999999]
     check_speakers(rt, repair=True)

@@ -28,11 +28,25 @@ def _weights_or_skip() -> Path:
 
 
 @pytest.fixture(scope="module")
-def campplus() -> Any:
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("campplus_cache"))
+
+
+@pytest.fixture(scope="module")
+def campplus(cache_dir: str) -> Any:
+    """The default runtime (ONNX export, verified against torch)."""
     _weights_or_skip()
     from voiceprint.encoders.registry import load_encoder
 
-    return load_encoder("campplus", num_threads=2)
+    return load_encoder("campplus", num_threads=2, cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="module")
+def campplus_torch(cache_dir: str) -> Any:
+    _weights_or_skip()
+    from voiceprint.encoders.registry import load_encoder
+
+    return load_encoder("campplus", num_threads=2, cache_dir=cache_dir, runtime="native")
 
 
 def load_16k(path: Path) -> np.ndarray:
@@ -116,7 +130,9 @@ def test_embeddings_shape_norm_batch_and_bad_audio(campplus: Any) -> None:
         campplus.embed(np.full(16000, np.nan, np.float32))
 
 
-def test_no_network_is_touched(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_network_is_touched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Load (including the ONNX export and its verification) and embed with
+    every socket connection refused."""
     _weights_or_skip()
     attempts: list[Any] = []
 
@@ -130,7 +146,8 @@ def test_no_network_is_touched(monkeypatch: pytest.MonkeyPatch) -> None:
                         lambda *a, **k: refuse(None, a[0] if a else None))  # type: ignore[arg-type]
     from voiceprint.encoders.campplus import CamPlusPlusEncoder
 
-    enc = CamPlusPlusEncoder.load(num_threads=1)
+    enc = CamPlusPlusEncoder.load(num_threads=1, cache_dir=str(tmp_path))
+    assert enc.backend == "onnxruntime" and enc.runner_choice.export.source == "built"
     assert enc.embed(np.random.default_rng(1).standard_normal(8000).astype(np.float32) * 0.1).shape == (192,)
     assert attempts == []
 
@@ -144,10 +161,31 @@ def test_bad_model_dir_is_refused_clearly(tmp_path: Path) -> None:
     bad = tmp_path / "campplus_cn_en_common.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(EncoderUnavailable, match="cannot read"):
-        CamPlusPlusEncoder.load(model_dir=str(tmp_path))
+        CamPlusPlusEncoder.load(model_dir=str(tmp_path), cache_dir=str(tmp_path / "c"))
     torch.save({"head.conv1.weight": torch.zeros(1)}, bad)
     with pytest.raises(EncoderUnavailable, match="do not fit"):
-        CamPlusPlusEncoder.load(model_dir=str(bad))
+        CamPlusPlusEncoder.load(model_dir=str(bad), cache_dir=str(tmp_path / "c"))
+
+
+def test_onnx_export_matches_torch_on_real_speech(campplus: Any, campplus_torch: Any,
+                                                   fsdd: Path) -> None:
+    """The export was verified on synthetic probes at load; here on real
+    recordings of every speaker, alone and in equal-length batches."""
+    assert (campplus.backend, campplus_torch.backend) == ("onnxruntime", "torch")
+    v = campplus.runner_choice.export.verification
+    assert v.passed and v.max_abs_diff < 1e-4
+    clips = [load_16k(fsdd / f"{d}_{s}_{i}.wav") for s in ("george", "nicolas", "yweweler")
+             for d, i in ((0, 0), (7, 3))]
+    clips.append(np.concatenate(clips[:3]))
+    a, b = campplus.embed_batch(clips), campplus_torch.embed_batch(clips)
+    assert np.abs(a - b).max() < 1e-4 and (a * b).sum(axis=1).min() > 0.9999
+
+
+def test_warmup_runs_and_leaves_results_unchanged(campplus: Any) -> None:
+    x = np.random.default_rng(9).standard_normal(20000).astype(np.float32) * 0.1
+    before = campplus.embed(x)
+    assert campplus.warmup() > 0
+    np.testing.assert_array_equal(campplus.embed(x), before)
 
 
 def test_real_weights_separate_fsdd_speakers(campplus: Any, fsdd: Path) -> None:

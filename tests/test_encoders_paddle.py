@@ -22,7 +22,8 @@ pytest.importorskip("paddlespeech")
 yaml = pytest.importorskip("yaml")
 
 from voiceprint.encoders import ecapa_tdnn as ecapa_mod  # noqa: E402
-from voiceprint.encoders import paddle_checkpoints as pc  # noqa: E402
+from voiceprint.encoders import paddle_fetch as pc  # noqa: E402
+from voiceprint.encoders import paddle_runtime as pr  # noqa: E402
 from voiceprint.encoders import panns_cnn14 as panns_mod  # noqa: E402
 from voiceprint.encoders.ecapa_tdnn import EcapaTdnnEncoder  # noqa: E402
 from voiceprint.encoders.panns_cnn14 import PannsCnn14Encoder  # noqa: E402
@@ -97,25 +98,21 @@ def write_cnn14_checkpoint(root: Path, seed: int) -> Any:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Checkpoints, archives and a private cache; PaddleSpeech's home is empty and
-    downloads fail at once unless a test says otherwise."""
+    downloads fail at once unless a test says otherwise. ``opts``: the encoder
+    options every load here passes (private cache and PaddleSpeech home)."""
     base = tmp_path_factory.mktemp("paddle_encoders")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VOICEPRINT_CACHE_DIR", str(base / "cache"))
-        mp.setenv("PPSPEECH_HOME", str(base / "ppspeech_home"))
-        for var in ("VOICEPRINT_ECAPA_MODEL_DIR", "VOICEPRINT_PANNS_MODEL_DIR",
-                    "VOICEPRINT_PADDLE_BACKEND", "VOICEPRINT_OFFLINE"):
-            mp.delenv(var, raising=False)
-        ecapa_dir = base / "ecapa"
-        ecapa_src = write_ecapa_checkpoint(ecapa_dir, ECAPA_SMALL, seed=1)
-        panns_dir = base / "panns"
-        panns_src = write_cnn14_checkpoint(panns_dir, seed=2)
-        yield {
-            "base": base, "ecapa_dir": ecapa_dir, "ecapa_src": ecapa_src,
-            "ecapa_tar": make_archive(ecapa_dir, base / ecapa_mod.SPEC.archive_name,
-                                      "sv0_ecapa_tdnn_voxceleb12_ckpt_0_2_0"),
-            "panns_dir": panns_dir, "panns_src": panns_src,
-            "panns_tar": make_archive(panns_dir, base / panns_mod.SPEC.archive_name, None),
-        }
+    opts = {"cache_dir": str(base / "cache"), "paddlespeech_home": str(base / "ppspeech_home")}
+    ecapa_dir = base / "ecapa"
+    ecapa_src = write_ecapa_checkpoint(ecapa_dir, ECAPA_SMALL, seed=1)
+    panns_dir = base / "panns"
+    panns_src = write_cnn14_checkpoint(panns_dir, seed=2)
+    yield {
+        "base": base, "opts": opts, "ecapa_dir": ecapa_dir, "ecapa_src": ecapa_src,
+        "ecapa_tar": make_archive(ecapa_dir, base / ecapa_mod.SPEC.archive_name,
+                                  "sv0_ecapa_tdnn_voxceleb12_ckpt_0_2_0"),
+        "panns_dir": panns_dir, "panns_src": panns_src,
+        "panns_tar": make_archive(panns_dir, base / panns_mod.SPEC.archive_name, None),
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -133,12 +130,12 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.fixture(scope="module")
 def ecapa(env: dict[str, Any]) -> EcapaTdnnEncoder:
-    return EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]), num_threads=2)
+    return EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]), num_threads=2, **env["opts"])
 
 
 @pytest.fixture(scope="module")
 def panns(env: dict[str, Any]) -> PannsCnn14Encoder:
-    return PannsCnn14Encoder.load(model_dir=str(env["panns_dir"]), num_threads=2)
+    return PannsCnn14Encoder.load(model_dir=str(env["panns_dir"]), num_threads=2, **env["opts"])
 
 
 # -- ECAPA-TDNN -----------------------------------------------------------------
@@ -171,16 +168,20 @@ def test_ecapa_runs_the_loaded_weights(ecapa: EcapaTdnnEncoder, env: dict[str, A
 
 
 def test_ecapa_fast_backend_matches_dygraph(ecapa: EcapaTdnnEncoder, env: dict[str, Any]) -> None:
-    assert ecapa.backend.startswith("paddle.inference")
-    dy = EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]), backend="dygraph")
+    fast = EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]), runtime="inference", **env["opts"])
+    assert fast.backend.startswith("paddle.inference") and ecapa.backend == "onnxruntime"
+    dy = EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]), runtime="dygraph", **env["opts"])
     assert dy.backend == "dygraph"
     clips = [tone(16000, 1.7, 130), tone(16000, 3.1, 260, seed=3)]
+    np.testing.assert_allclose(fast.embed_batch(clips), dy.embed_batch(clips), atol=1e-4)
     np.testing.assert_allclose(ecapa.embed_batch(clips), dy.embed_batch(clips), atol=1e-4)
-    # the export is cached, keyed by the checkpoint: a second load reuses it
-    exports = sorted((env["base"] / "cache" / "paddle-inference").iterdir())
-    again = EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]))
-    assert again._runner.export_dir in exports
-    assert sorted((env["base"] / "cache" / "paddle-inference").iterdir()) == exports
+    # the exports are cached, keyed by the checkpoint: a second load reuses them
+    exports = sorted((env["base"] / "cache" / "exports").iterdir())
+    for runtime in ("inference", "auto"):
+        again = EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]), runtime=runtime, **env["opts"])
+        assert again.runner_choice.export.entry in exports
+        assert again.runner_choice.export.source == "cached"
+    assert sorted((env["base"] / "cache" / "exports").iterdir()) == exports
 
 
 def test_ecapa_export_failure_falls_back_to_dygraph(ecapa: EcapaTdnnEncoder, env: dict[str, Any],
@@ -188,21 +189,24 @@ def test_ecapa_export_failure_falls_back_to_dygraph(ecapa: EcapaTdnnEncoder, env
     def broken(*args: Any, **kwargs: Any) -> Path:
         raise RuntimeError("to_static exploded")
 
-    monkeypatch.setattr(pc, "export_static", broken)
-    enc = EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]))
+    monkeypatch.setattr(pr, "export_static", broken)
+    fresh = {**env["opts"], "cache_dir": str(env["base"] / "cache-fresh")}
+    enc = EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]), **fresh)
     assert enc.backend == "dygraph"
     x = tone(16000, 1.4, 175)
     np.testing.assert_allclose(enc.embed(x), ecapa.embed(x), atol=1e-4)
     with pytest.raises(EncoderUnavailable, match="to_static exploded"):
-        EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]), backend="inference")
+        EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]), runtime="inference", **fresh)
 
 
 def test_ecapa_damaged_cached_export_is_rebuilt(ecapa: EcapaTdnnEncoder, env: dict[str, Any]) -> None:
-    export_dir = EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]))._runner.export_dir
+    load = {"model_dir": str(env["ecapa_dir"]), "runtime": "inference", **env["opts"]}
+    export_dir = EcapaTdnnEncoder.load(**load).runner_choice.export.entry
     assert export_dir is not None and (export_dir / "model.pdiparams").is_file()
     (export_dir / "model.pdiparams").write_bytes(b"\0" * 64)
-    enc = EcapaTdnnEncoder.load(model_dir=str(env["ecapa_dir"]))
-    assert enc.backend == "paddle.inference" and enc._runner.export_dir == export_dir
+    enc = EcapaTdnnEncoder.load(**load)
+    assert enc.backend == "paddle.inference" and enc.runner_choice.export.entry == export_dir
+    assert enc.runner_choice.export.source == "built"
     x = tone(16000, 0.8, 260)
     np.testing.assert_allclose(enc.embed(x), ecapa.embed(x), atol=1e-5)
 
@@ -239,27 +243,27 @@ def test_ecapa_loads_from_archive_env_var_and_paddlespeech_cache(
         tmp_path: Path) -> None:
     x = tone(16000, 1.1, 210)
     want = ecapa.embed(x)
-    from_tar = EcapaTdnnEncoder.load(model_dir=str(env["ecapa_tar"]))
+    from_tar = EcapaTdnnEncoder.load(model_dir=str(env["ecapa_tar"]), **env["opts"])
     assert from_tar.model_root.is_relative_to(env["base"] / "cache")
     np.testing.assert_allclose(from_tar.embed(x), want, atol=1e-6)
 
-    monkeypatch.setenv("VOICEPRINT_ECAPA_MODEL_DIR", str(env["ecapa_dir"]))
-    np.testing.assert_allclose(EcapaTdnnEncoder.load().embed(x), want, atol=1e-6)
-    monkeypatch.delenv("VOICEPRINT_ECAPA_MODEL_DIR")
+    from voiceprint.encoders.registry import load_encoder  # as the app passes VOICEPRINT_ECAPA_MODEL_DIR
+
+    np.testing.assert_allclose(load_encoder("ecapa_tdnn", model_dir=str(env["ecapa_dir"]),
+                                            **env["opts"]).embed(x), want, atol=1e-6)
 
     # PaddleSpeech's own cache layout: <home>/models/<tag>/<version>/<unpacked archive>/
     home = tmp_path / "ppspeech"
-    monkeypatch.setenv("PPSPEECH_HOME", str(home))
     cache = home / "models" / "ecapatdnn_voxceleb12-16k" / "1.0"
     shutil.copytree(env["ecapa_dir"], cache / "sv0_ecapa_tdnn_voxceleb12_ckpt_0_2_0")
-    assert pc.paddlespeech_model_dir(ecapa_mod.SPEC) == cache
-    np.testing.assert_allclose(EcapaTdnnEncoder.load().embed(x), want, atol=1e-6)
+    assert pc.paddlespeech_model_dir(ecapa_mod.SPEC, home) == cache
+    np.testing.assert_allclose(EcapaTdnnEncoder.load(**{**env["opts"], "paddlespeech_home": str(home)})
+                               .embed(x), want, atol=1e-6)
 
 
 def test_ecapa_download_path_unpacks_into_paddlespeech_cache(
         ecapa: EcapaTdnnEncoder, env: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
-    monkeypatch.setenv("PPSPEECH_HOME", str(tmp_path / "home"))
     fetched: list[tuple[str, Path, str]] = []
 
     def fake_download(url: str, dest: Path, md5: str, *, timeout: float = 0) -> Path:
@@ -269,7 +273,7 @@ def test_ecapa_download_path_unpacks_into_paddlespeech_cache(
         return dest
 
     monkeypatch.setattr(pc, "download_file", fake_download)
-    enc = EcapaTdnnEncoder.load()
+    enc = EcapaTdnnEncoder.load(**{**env["opts"], "paddlespeech_home": str(tmp_path / "home")})
     url, dest, md5 = fetched[0]
     assert url == ecapa_mod.SPEC.url and md5 == ecapa_mod.SPEC.md5
     assert dest == tmp_path / "home" / "models" / "ecapatdnn_voxceleb12-16k" / "1.0" / \
@@ -281,7 +285,7 @@ def test_ecapa_download_path_unpacks_into_paddlespeech_cache(
 def test_ecapa_missing_weights_say_what_to_download(env: dict[str, Any], no_network: list[str],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(EncoderUnavailable) as err:
-        EcapaTdnnEncoder.load()
+        EcapaTdnnEncoder.load(**env["opts"])
     msg = err.value.message
     cache = str(Path(env["base"]) / "ppspeech_home" / "models" / "ecapatdnn_voxceleb12-16k" / "1.0")
     for part in (ecapa_mod.SPEC.url, ecapa_mod.SPEC.md5, "VOICEPRINT_ECAPA_MODEL_DIR", cache,
@@ -289,31 +293,29 @@ def test_ecapa_missing_weights_say_what_to_download(env: dict[str, Any], no_netw
         assert part in msg
     assert err.value.status == 503 and no_network == [ecapa_mod.SPEC.url]
 
-    monkeypatch.setenv("VOICEPRINT_OFFLINE", "1")
     with pytest.raises(EncoderUnavailable, match="VOICEPRINT_ECAPA_MODEL_DIR"):
-        EcapaTdnnEncoder.load()
+        EcapaTdnnEncoder.load(offline=True, **env["opts"])
     assert no_network == [ecapa_mod.SPEC.url]  # no second attempt
 
 
 def test_archive_with_wrong_md5_in_paddlespeech_cache_is_not_used(
         env: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         no_network: list[str]) -> None:
-    monkeypatch.setenv("PPSPEECH_HOME", str(tmp_path))
-    cache = pc.paddlespeech_model_dir(ecapa_mod.SPEC)
+    cache = pc.paddlespeech_model_dir(ecapa_mod.SPEC, tmp_path)
     cache.mkdir(parents=True)
     shutil.copy(env["ecapa_tar"], cache / ecapa_mod.SPEC.archive_name)
     with pytest.raises(EncoderUnavailable, match=f"md5 is not {ecapa_mod.SPEC.md5}"):
-        EcapaTdnnEncoder.load()
+        EcapaTdnnEncoder.load(**{**env["opts"], "paddlespeech_home": str(tmp_path)})
     assert no_network == [ecapa_mod.SPEC.url]
 
 
-def test_ecapa_explicit_model_dir_without_model_fails_clearly(tmp_path: Path,
+def test_ecapa_explicit_model_dir_without_model_fails_clearly(tmp_path: Path, env: dict[str, Any],
                                                                no_network: list[str]) -> None:
     with pytest.raises(EncoderUnavailable, match="model/model.pdparams") as err:
-        EcapaTdnnEncoder.load(model_dir=str(tmp_path))
+        EcapaTdnnEncoder.load(model_dir=str(tmp_path), **env["opts"])
     assert ecapa_mod.SPEC.url in err.value.message and not no_network
     with pytest.raises(EncoderUnavailable):
-        EcapaTdnnEncoder.load(model_dir=str(tmp_path / "nope.bin"))
+        EcapaTdnnEncoder.load(model_dir=str(tmp_path / "nope.bin"), **env["opts"])
 
 
 def test_ecapa_checkpoint_that_does_not_fit_is_refused(env: dict[str, Any], tmp_path: Path) -> None:
@@ -322,7 +324,7 @@ def test_ecapa_checkpoint_that_does_not_fit_is_refused(env: dict[str, Any], tmp_
     write_ecapa_checkpoint(wide, {**ECAPA_SMALL, "channels": [48, 48, 48, 48, 96]}, seed=3)
     shutil.copy(env["ecapa_dir"] / "conf" / "model.yaml", wide / "conf" / "model.yaml")
     with pytest.raises(EncoderUnavailable, match="wrong shape"):
-        EcapaTdnnEncoder.load(model_dir=str(wide))
+        EcapaTdnnEncoder.load(model_dir=str(wide), **env["opts"])
     # a checkpoint with a tensor missing
     holed = tmp_path / "holed"
     shutil.copytree(env["ecapa_dir"], holed)
@@ -330,13 +332,13 @@ def test_ecapa_checkpoint_that_does_not_fit_is_refused(env: dict[str, Any], tmp_
     del state["backbone.fc.conv.weight"]
     paddle.save(state, str(holed / "model" / "model.pdparams"))
     with pytest.raises(EncoderUnavailable, match=r"missing \(e.g. fc.conv.weight"):
-        EcapaTdnnEncoder.load(model_dir=str(holed))
+        EcapaTdnnEncoder.load(model_dir=str(holed), **env["opts"])
 
 
 def test_registry_loads_ecapa(env: dict[str, Any]) -> None:
     from voiceprint.encoders.registry import load_encoder
 
-    enc = load_encoder("ecapa_tdnn", model_dir=str(env["ecapa_dir"]), num_threads=1)
+    enc = load_encoder("ecapa_tdnn", model_dir=str(env["ecapa_dir"]), num_threads=1, **env["opts"])
     assert (enc.name, enc.dim, enc.sample_rate, enc.kind) == ("ecapa_tdnn", 192, 16000, "speaker")
 
 
@@ -389,7 +391,7 @@ def test_panns_runs_the_loaded_weights(panns: PannsCnn14Encoder, env: dict[str, 
 @pytest.mark.parametrize("backend", ["inference", "onednn"])
 def test_panns_exported_backends_match_dygraph(panns: PannsCnn14Encoder, env: dict[str, Any],
                                                backend: str) -> None:
-    enc = PannsCnn14Encoder.load(model_dir=str(env["panns_tar"]), backend=backend)
+    enc = PannsCnn14Encoder.load(model_dir=str(env["panns_tar"]), runtime=backend, **env["opts"])
     assert enc.backend.startswith("paddle.inference") and ("onednn" in enc.backend) == (backend == "onednn")
     clips = [tone(32000, 1.5, 660), tone(32000, 0.9, 300, seed=4), tone(32000, 0.9, 900, seed=5)]
     np.testing.assert_allclose(enc.embed_batch(clips), panns.embed_batch(clips), atol=1e-4)
@@ -414,9 +416,9 @@ def test_panns_features_match_paddlespeech_cls_executor(panns: PannsCnn14Encoder
     np.testing.assert_allclose(panns.features(x), ref, atol=1e-3)
 
 
-def test_panns_missing_weights_say_what_to_download(no_network: list[str]) -> None:
+def test_panns_missing_weights_say_what_to_download(env: dict[str, Any], no_network: list[str]) -> None:
     with pytest.raises(EncoderUnavailable) as err:
-        PannsCnn14Encoder.load()
+        PannsCnn14Encoder.load(**env["opts"])
     for part in (panns_mod.SPEC.url, panns_mod.SPEC.md5, "VOICEPRINT_PANNS_MODEL_DIR",
                  "panns_cnn14-32k"):
         assert part in err.value.message

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voiceprint.scoring.metrics import (compute_eer, compute_min_dcf, det_curve,
+from voiceprint.scoring.metrics import (compute_eer, compute_min_dcf, det_curve, detection_cost,
                                         rates_at_threshold, recall_at_k, threshold_at_far)
 
 # targets 0.4 0.6 0.8 interleaved with non-targets 0.2 0.5 0.7
@@ -173,3 +173,15 @@ def test_recall_at_k_missing_and_duplicate_results() -> None:
     assert recall_at_k([[1, 1, 1]], [[1, 2, 3]], 3) == pytest.approx(1 / 3)
     with pytest.raises(ValueError):
         recall_at_k([[1, 2]], [[1, 2]], 3)  # truth shorter than k
+
+
+def test_actual_dcf_at_the_min_dcf_threshold_is_the_min_dcf() -> None:
+    rng = np.random.default_rng(3)
+    scores = np.r_[rng.normal(1.0, 1.0, 300), rng.normal(-1.0, 1.0, 3000)]
+    labels = np.r_[np.ones(300), np.zeros(3000)]
+    min_dcf, thr = compute_min_dcf(scores, labels, p_target=0.01)
+    assert detection_cost(scores, labels, thr, p_target=0.01) == pytest.approx(min_dcf)
+    # any other threshold costs at least as much; rejecting everything costs exactly 1
+    for t in (thr - 0.5, thr + 0.5, scores.min()):
+        assert detection_cost(scores, labels, t, p_target=0.01) >= min_dcf - 1e-12
+    assert detection_cost(scores, labels, scores.max() + 1, p_target=0.01) == pytest.approx(1.0)

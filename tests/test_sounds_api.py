@@ -17,11 +17,16 @@ from tests.conftest import wav_bytes
 from tests.sound_fixtures import paddle_cache, panns_dir, panns_small  # noqa: F401 (fixtures)
 from voiceprint.errors import StoreError
 from voiceprint.services import sounds as sound_service
-from voiceprint.services.sounds import SoundService, check_sounds, collection_name
+from voiceprint.services.reconcile import Reconciler
+from voiceprint.services.sounds import LibraryCatalog, collection_name
 from voiceprint.stores.records import sound_libraries, sound_tags, sounds
 from voiceprint.stores.vectors import VectorStore
 
 SERVER_BACKENDS = ["sqlite-lite", "mysql-server", "postgres-lite"]
+
+
+def check_sounds(rt: Any, repair: bool = False) -> list[Any]:
+    return Reconciler(rt).libraries(repair, min_file_age=0.0)
 
 
 @pytest.fixture(autouse=True)
@@ -132,7 +137,7 @@ def test_end_to_end_insert_dedup_search_stream_delete_drop(client, rt, lib12):
     assert client.delete("/sounds/libraries/default").status_code == 400
     assert client.delete("/sounds/libraries/default?confirm=other").status_code == 400
     assert stored(rt)["sounds"] == 10
-    coll = SoundService(rt).library("default").collection
+    coll = LibraryCatalog(rt, 1).library("default").collection
     r = client.delete("/sounds/libraries/default?confirm=default")
     assert r.status_code == 200 and r.json == {"library": "default", "dropped": True, "sounds": 10}
     assert_stored(rt, NOTHING)
@@ -177,7 +182,7 @@ def test_tag_filter_exact_and_over_fetched(client, rt, lib12, monkeypatch):
     unfiltered = [x for x in search(client, q, top_k="12").json["results"] if x["tags"]["kind"] == "b"]
     assert [x["id"] for x in unfiltered[:4]] == [i for i, _ in exact]
     # the ANN path with the database filter gives the same answer
-    monkeypatch.setattr(sound_service, "EXACT_FILTER_MAX", 0)
+    monkeypatch.setattr(sound_service.service, "EXACT_FILTER_MAX", 0)
     r = search(client, q, top_k="4", tag="kind:b")
     assert r.json["strategy"] == "ann+filter"
     assert [(x["id"], pytest.approx(x["score"], abs=1e-4)) for x in r.json["results"]] == exact
@@ -327,9 +332,10 @@ def test_failed_delete_keeps_the_sound_whole(client, rt, lib12, monkeypatch):
 
 def test_db_check_finds_and_repairs_sound_vectors_and_files(client, rt, lib12, runner):
     ids = [i["id"] for i in insert(client, lib12[:4]).json["inserted"]]
-    lib = SoundService(rt).library("default")
+    lib = LibraryCatalog(rt, 1).library("default")
     rt.vectors.delete(lib.collection, [ids[1]])                                   # a lost vector
-    rt.vectors.upsert(lib.collection, [987654], np.eye(1, 2048, dtype=np.float32), [lib.id])  # orphan
+    rt.vectors.upsert(lib.collection, [987654], np.eye(1, 2048, dtype=np.float32), [lib.id],
+                      tenant=1)  # orphan
     rt.blobs.put(f"sounds/{lib.id}/987654.wav", b"stray")                          # orphan file
     (report,) = check_sounds(rt)
     assert report.missing == [ids[1]] and report.orphans == [987654] and len(report.orphan_files) == 1

@@ -24,7 +24,9 @@ from tests import sound_fixtures as sfx
 from tests.conftest import wav_bytes
 from tests.sound_fixtures import paddle_cache, panns_dir, panns_small  # noqa: F401 (fixtures)
 from voiceprint.services import sounds as sound_service
-from voiceprint.services.sounds import SoundService, check_sounds, load_paths
+from voiceprint.services.reconcile import Reconciler
+from voiceprint.services.sounds import LibraryCatalog, load_paths
+from voiceprint.stores.unit_of_work import UnitOfWork
 from voiceprint.stores.records import create_db_engine, sound_loads, sounds
 from voiceprint.stores.vectors import VectorStore
 
@@ -35,16 +37,18 @@ BACKENDS = ["sqlite-lite", "mysql-server"]
 def cli(runner: Callable[..., Any], panns_small: Any, monkeypatch: pytest.MonkeyPatch
         ) -> Callable[..., Any]:
     """``cli("sounds", ...)`` with the small CNN14 registered in each command's runtime."""
-    import voiceprint.cli_sounds as cli_sounds
+    import voiceprint.cli.base as cli_package
 
-    real = cli_sounds._runtime
+    real = cli_package.cli_runtime
 
     def with_model() -> Any:
         rt = real()
         rt.models.put(panns_small)
         return rt
 
-    monkeypatch.setattr(cli_sounds, "_runtime", with_model)
+    monkeypatch.setattr(cli_package, "cli_runtime", with_model)
+    import voiceprint.cli.sound_commands as cli_sounds
+    monkeypatch.setattr(cli_sounds, "cli_runtime", with_model)
     return runner
 
 
@@ -82,10 +86,10 @@ def counts(rt_config: dict[str, Any], want: dict[str, Any] | None = None) -> dic
     try:
         with rt.engine.connect() as conn:
             n = conn.execute(sa.select(sa.func.count()).select_from(sounds)).scalar_one()
-        lib = SoundService(rt).library("default")
+        lib = LibraryCatalog(rt, 1).library("default")
         out = {"sounds": n, "vectors": rt.vectors.count(lib.collection),
                "audio_files": len(rt.blobs.keys("sounds")),
-               "ok": all(r.ok for r in check_sounds(rt))}
+               "ok": all(r.ok for r in Reconciler(rt).libraries(min_file_age=0.0))}
     finally:
         rt.close()
     return out
@@ -189,7 +193,7 @@ def test_resume_after_a_batch_dies_before_its_commit(cli, app_config, good, tmp_
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(VectorStore, "upsert", upsert_then_die)
-        mp.setattr(SoundService, "_undo", lambda self, lib, ids, keys: None)
+        mp.setattr(UnitOfWork, "_run_undo", lambda self: None)  # as if the process died
         r = cli("sounds", "load", str(tree), "--batch-size", "4", "--no-progress")
     assert r.exit_code == 1  # click: "Aborted!"
     dead = counts(app_config)
@@ -217,8 +221,8 @@ def test_resume_after_sigkill(cli, app_config, good, tmp_path, panns_dir, paddle
            "VOICEPRINT_MILVUS_PREFIX": app_config["MILVUS_COLLECTION_PREFIX"],
            "VOICEPRINT_AUDIO_DIR": app_config["AUDIO_DIR"], "VOICEPRINT_PRELOAD_MODELS": "0",
            "VOICEPRINT_PANNS_MODEL_DIR": str(panns_dir), "VOICEPRINT_CACHE_DIR": str(paddle_cache),
-           "VOICEPRINT_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "voiceprint.cli", "sounds", "load", str(tree),
+           "VOICEPRINT_OFFLINE": "1", "VOICEPRINT_ORPHAN_FILE_MIN_AGE_SECONDS": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "voiceprint", "sounds", "load", str(tree),
                              "--batch-size", "2", "--no-progress"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     engine = create_db_engine(app_config["DATABASE_URL"])
@@ -256,7 +260,7 @@ def test_load_progress_is_visible_over_http(client, rt, panns_small, good, tmp_p
     def peek(_outcome: Any) -> None:
         seen.append(client.get("/sounds/loads").json[0])
 
-    report = load_paths(rt, [tmp_path / "tree"], "fx", batch_size=4, on_file=peek)
+    report = load_paths(rt, 1, [tmp_path / "tree"], "fx", batch_size=4, on_file=peek)
     assert report.loaded == 6 and not report.failed and len(paths) == 6
     assert seen[0]["status"] == "running" and seen[0]["processed"] == 4 and seen[0]["total"] == 6
     final = client.get("/sounds/loads?library=fx").json

@@ -55,3 +55,36 @@ class StoreError(VoiceprintError):
 
     status = 503
     reason = "store_unavailable"
+
+
+class ConfigError(VoiceprintError):
+    """A setting is invalid (raised at start-up, names the variable)."""
+
+    status = 500
+    reason = "bad_configuration"
+
+
+class Unauthorized(VoiceprintError):
+    """No valid API key (401)."""
+
+    status = 401
+    reason = "unauthorized"
+
+
+class Forbidden(VoiceprintError):
+    """The key is valid but lacks the scope (403)."""
+
+    status = 403
+    reason = "forbidden"
+
+
+class TooManyRequests(VoiceprintError):
+    """A rate limit or a verify lock-out (429); ``retry_after`` in seconds."""
+
+    status = 429
+    reason = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = max(1, int(retry_after))
+        self.details.setdefault("retry_after", self.retry_after)

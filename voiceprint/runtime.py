@@ -7,17 +7,19 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from voiceprint.config import Config
 from voiceprint.encoders.base import Encoder
-from voiceprint.encoders.registry import ENCODERS, load_encoder
+from voiceprint.encoders.options import EncoderOptions
+from voiceprint.encoders.registry import SPECS, load_encoder
 from voiceprint.errors import EncoderUnavailable, VoiceprintError
 from voiceprint.stores.blobs import BlobStore
 from voiceprint.stores.records import create_db_engine
-from voiceprint.stores.vectors import IndexSpec, VectorStore
+from voiceprint.stores.vectors import IndexSpec, VectorStore, is_local_uri
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +33,16 @@ class ModelPool:
     _errors: dict[str, EncoderUnavailable] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _model_dir(self, name: str) -> str | None:
-        dirs = {"ecapa_tdnn": self.config.ECAPA_MODEL_DIR, "panns_cnn14": self.config.PANNS_MODEL_DIR}
-        return dirs.get(name) or None
+    def options(self, name: str) -> EncoderOptions:
+        """Encoder options from the Config (the model dir by the spec's setting name)."""
+        c = self.config
+        spec = SPECS.get(name)
+        setting = spec.model_dir_setting if spec else None
+        return EncoderOptions(
+            model_dir=(getattr(c, setting, "") or None) if setting else None,
+            num_threads=c.NUM_THREADS or None, cache_dir=c.CACHE_DIR or None, offline=c.OFFLINE,
+            runtime=c.ENCODER_RUNTIME, precision=c.ENCODER_PRECISION, ort_spin=c.ORT_SPIN,
+            paddlespeech_home=c.PPSPEECH_HOME or None)
 
     def get(self, name: str) -> Encoder:
         """The loaded encoder ``name``; raises :class:`EncoderUnavailable` (503) with advice."""
@@ -44,8 +53,7 @@ class ModelPool:
             if name in self._models:
                 return self._models[name]
             try:
-                model = load_encoder(name, model_dir=self._model_dir(name),
-                                     num_threads=self.config.NUM_THREADS or None)
+                model = load_encoder(name, self.options(name))
             except EncoderUnavailable as exc:
                 self._errors[name] = exc
                 raise
@@ -60,7 +68,7 @@ class ModelPool:
 
     def status(self) -> dict[str, dict[str, object]]:
         out: dict[str, dict[str, object]] = {}
-        for name in ENCODERS:
+        for name in SPECS:
             if name in self._models:
                 out[name] = {"loaded": True, **self._models[name].describe()}
             elif name in self._errors:
@@ -80,8 +88,7 @@ class Runtime:
 
     @classmethod
     def from_config(cls, config: Config) -> "Runtime":
-        if not config.MILVUS_URI.startswith(("http://", "https://", "tcp://")):
-            from pathlib import Path
+        if is_local_uri(config.MILVUS_URI):
             Path(config.MILVUS_URI).parent.mkdir(parents=True, exist_ok=True)
         return cls(
             config=config,
@@ -99,16 +106,20 @@ class Runtime:
         return self.models.get(self.config.SOUND_ENCODER)
 
     def collection(self, encoder: str, kind: str) -> str:
-        """Milvus collection name, e.g. ``voiceprint_ge2e_utterances``."""
+        """Milvus collection name, e.g. ``voiceprint_ge2e_utterances`` or
+        ``voiceprint_aisfx_sounds_12`` (kind ``sounds_<library id>``)."""
         return f"{self.config.MILVUS_COLLECTION_PREFIX}_{encoder}_{kind}"
 
     def preload(self) -> None:
-        """Load the configured encoders now; a failure is logged, not fatal."""
+        """Load the configured encoders and warm them up now (so the first request is as
+        fast as the tenth); a failure is logged, not fatal."""
         for name in (self.config.SPEAKER_ENCODER, self.config.SOUND_ENCODER):
             try:
-                self.models.get(name)
+                model = self.models.get(name)
             except VoiceprintError as exc:
                 log.error("encoder %s unavailable: %s", name, exc.message)
+                continue
+            log.info("encoder %s (%s) warmed up in %.1f s", name, model.backend, model.warmup())
 
     def close(self) -> None:
         self.vectors.close()

@@ -5,10 +5,10 @@ import marshmallow as ma
 from flask import url_for
 from marshmallow import validate
 
-from voiceprint.api.schemas import Strict, file_field
+from voiceprint.api.schemas import Strict, file_field, page_fields
+from voiceprint.errors import VoiceprintError
 from voiceprint.services.sounds import (COSINE, DEFAULT_LIBRARY, LIBRARY_NAME, MAX_TAGS, TOP_K_MAX,
                                         parse_tag_pairs)
-from voiceprint.errors import VoiceprintError
 
 
 def library_field() -> ma.fields.Field:
@@ -33,23 +33,17 @@ class TagPairs(ma.fields.List):
 
 
 # -- requests ------------------------------------------------------------------------
-class SoundFilesSchema(ma.Schema):
+class SoundInsertForm(Strict):
     files = file_field("one or more audio files (WAV, FLAC, OGG, MP3...); repeat the field",
                        many=True)
-
-
-class SoundInsertForm(Strict):
     library = library_field()
     tag = TagPairs(metadata={"description": "key:value tag for every file; repeat for more"})
     name = ma.fields.String(load_default=None, validate=validate.Length(1, 255), metadata={
         "description": "display name (one file only; default: the file name without suffix)"})
 
 
-class SearchFileSchema(ma.Schema):
-    clip = file_field("the example sound to search by")
-
-
 class SearchForm(Strict):
+    clip = file_field("the example sound to search by")
     library = library_field()
     top_k = ma.fields.Integer(load_default=10, validate=validate.Range(1, TOP_K_MAX),
                               metadata={"description": f"results wanted, 1..{TOP_K_MAX}"})
@@ -62,8 +56,8 @@ class LibraryArgs(Strict):
 
 class SoundListArgs(Strict):
     library = library_field()
-    page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = ma.fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    page = page_fields()["page"]
+    page_size = page_fields()["page_size"]
     tag = TagPairs()
 
 
@@ -91,7 +85,7 @@ class SoundSchema(ma.Schema):
     content_type = ma.fields.String()
     encoder = ma.fields.String()
     tags = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
-    created_at = ma.fields.DateTime()
+    created_at = ma.fields.DateTime(metadata={"description": "RFC 3339, UTC"})
     audio_url = ma.fields.Method("_audio_url")
 
     def _audio_url(self, obj: dict) -> str:
@@ -176,7 +170,6 @@ class DropResultSchema(ma.Schema):
 class LoadSchema(ma.Schema):
     id = ma.fields.Integer()
     library = ma.fields.String()
-    source = ma.fields.String(metadata={"description": "the directories given to the CLI"})
     status = ma.fields.String(metadata={
         "description": "running, finished, finished_with_errors or interrupted"})
     total = ma.fields.Integer()

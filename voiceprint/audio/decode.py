@@ -7,13 +7,15 @@ AIFF, CAF, AU and, with libsndfile >= 1.1, MP3.
 The order of checks is chosen so that expensive work happens last:
 
 1. byte size (``too_large``, ``empty``) - before libsndfile sees the data;
-2. header only (``unreadable``, ``bad_sample_rate``, ``empty``, ``too_long``,
-   ``too_short``) - libsndfile parses the header without reading samples, so a
-   two-hour file is refused in microseconds;
+2. header only (``unreadable``, ``bad_sample_rate``, ``too_many_channels``,
+   ``empty``, ``too_long``, ``too_short``, ``too_much_audio``) - libsndfile
+   parses the header without reading samples, so a two-hour file, or 5 minutes
+   of 8-channel 192 kHz audio (frames x channels over the decoding budget), is
+   refused in microseconds;
 3. samples, read block by block and down-mixed as they arrive so multichannel
-   input never sits in memory at full width (``non_finite``, and the duration
-   checks again on the real sample count, because compressed formats may only
-   estimate it in the header).
+   input never sits in memory at full width; reading stops as soon as the
+   duration limit is passed (compressed formats may only estimate their length
+   in the header), then ``non_finite`` is checked.
 
 Every refusal is a :class:`voiceprint.errors.AudioError` whose ``reason`` is a
 stable code and whose ``details`` hold the measured values.
@@ -67,6 +69,10 @@ class AudioLimits:
     max_bytes: int = 50 * 2**20
     max_seconds: float = 600.0
     min_seconds: float = 0.0
+    #: channels a file may declare
+    max_channels: int = 8
+    #: frames x channels a file may declare (decoding work and memory budget)
+    max_samples: int = 48_000 * 2 * 600
 
 
 def supported_formats() -> list[str]:
@@ -93,28 +99,13 @@ def decode_bytes(data: bytes, *, limits: AudioLimits = AudioLimits(),
     ``too_long``, ``too_short`` or ``non_finite``.
     """
     what = _label(filename)
-    n_bytes = len(data)
-    if n_bytes == 0:
-        raise AudioError(f"{what} is empty (0 bytes); upload a recording.",
-                         reason="empty", details={"bytes": 0})
-    if n_bytes > limits.max_bytes:
-        raise AudioError(
-            f"{what} is {n_bytes / 2**20:.1f} MiB; the limit is "
-            f"{limits.max_bytes / 2**20:.1f} MiB. Upload a shorter clip or a compressed "
-            "format such as FLAC.",
-            reason="too_large", details={"bytes": n_bytes, "max_bytes": limits.max_bytes})
+    _check_size(len(data), limits, what)
 
-    try:
-        handle = sf.SoundFile(io.BytesIO(data))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(
-            f"{what} is not audio this service can read ({exc}); {_formats_hint()}.",
-            reason="unreadable",
-            details={"bytes": n_bytes, "supported_formats": supported_formats()}) from exc
+    handle = _open(data, what)
 
     with handle:
         _check_header(handle, limits, what)
-        samples = _read_mono(handle, what)
+        samples = _read_mono(handle, what, int(limits.max_seconds * handle.samplerate) + 1)
         sample_rate = int(handle.samplerate)
         channels = int(handle.channels)
         fmt, subtype = str(handle.format), str(handle.subtype)
@@ -122,6 +113,42 @@ def decode_bytes(data: bytes, *, limits: AudioLimits = AudioLimits(),
     _check_duration(len(samples), sample_rate, limits, what)
     return DecodedAudio(samples=samples, sample_rate=sample_rate, channels=channels,
                         format=fmt, subtype=subtype)
+
+
+def _open(data: bytes, what: str) -> sf.SoundFile:
+    try:
+        return sf.SoundFile(io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        # libsndfile's text names the Python file object: keep it out of the answer
+        raise AudioError(
+            f"{what} is not audio this service can read (unknown or damaged format); "
+            f"{_formats_hint()}.", reason="unreadable",
+            details={"bytes": len(data), "supported_formats": supported_formats()}) from exc
+
+
+@dataclass(frozen=True)
+class AudioHeader:
+    """What a file's header declares, read without decoding samples."""
+
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / float(self.sample_rate) if self.sample_rate else 0.0
+
+
+def probe_bytes(data: bytes, *, limits: AudioLimits = AudioLimits(),
+                filename: str | None = None) -> AudioHeader:
+    """Read and check only the header (same refusals as :func:`decode_bytes` up to step 2)."""
+    what = _label(filename)
+    _check_size(len(data), limits, what)
+    with _open(data, what) as handle:
+        _check_header(handle, limits, what)
+        return AudioHeader(int(handle.samplerate), int(handle.channels), int(handle.frames),
+                           str(handle.format))
 
 
 def decode_file(path: str | os.PathLike[str], *,
@@ -146,6 +173,18 @@ def decode_file(path: str | os.PathLike[str], *,
     return decode_bytes(data, limits=limits, filename=p.name)
 
 
+def _check_size(n_bytes: int, limits: AudioLimits, what: str) -> None:
+    if n_bytes == 0:
+        raise AudioError(f"{what} is empty (0 bytes); upload a recording.",
+                         reason="empty", details={"bytes": 0})
+    if n_bytes > limits.max_bytes:
+        raise AudioError(
+            f"{what} is {n_bytes / 2**20:.1f} MiB; the limit is "
+            f"{limits.max_bytes / 2**20:.1f} MiB. Upload a shorter clip or a compressed "
+            "format such as FLAC.",
+            reason="too_large", details={"bytes": n_bytes, "max_bytes": limits.max_bytes})
+
+
 def _check_header(handle: sf.SoundFile, limits: AudioLimits, what: str) -> None:
     """Refuse on header facts alone (no samples have been read yet)."""
     rate = int(handle.samplerate)
@@ -156,11 +195,24 @@ def _check_header(handle: sf.SoundFile, limits: AudioLimits, what: str) -> None:
             reason="bad_sample_rate",
             details={"sample_rate": rate, "min_sample_rate": MIN_SAMPLE_RATE,
                      "max_sample_rate": MAX_SAMPLE_RATE})
+    channels = int(handle.channels)
+    if channels > limits.max_channels:
+        raise AudioError(
+            f"{what} has {channels} channels; at most {limits.max_channels} are accepted. "
+            "Export it as mono or stereo.", reason="too_many_channels",
+            details={"channels": channels, "max_channels": limits.max_channels})
     frames = int(handle.frames)
     if frames <= 0:
         raise AudioError(f"{what} contains no audio frames; upload a recording with sound in it.",
                          reason="empty", details={"frames": max(frames, 0), "sample_rate": rate})
     _check_duration(frames, rate, limits, what)
+    if frames * channels > limits.max_samples:
+        raise AudioError(
+            f"{what} declares {frames * channels / 1e6:.0f} million samples ({channels} channels "
+            f"at {rate} Hz for {frames / rate:.0f} s); the limit is "
+            f"{limits.max_samples / 1e6:.0f} million. Send mono or stereo at 16-48 kHz, or a "
+            "shorter clip.", reason="too_much_audio",
+            details={"samples": frames * channels, "max_samples": limits.max_samples})
 
 
 def _check_duration(frames: int, rate: int, limits: AudioLimits, what: str) -> None:
@@ -180,23 +232,26 @@ def _check_duration(frames: int, rate: int, limits: AudioLimits, what: str) -> N
             reason="too_short", details={"seconds": seconds, "min_seconds": limits.min_seconds})
 
 
-def _read_mono(handle: sf.SoundFile, what: str) -> np.ndarray:
-    """Read all frames as float32, averaging channels block by block.
+def _read_mono(handle: sf.SoundFile, what: str, max_frames: int) -> np.ndarray:
+    """Read all frames as float32, averaging channels block by block; stop once more than
+    ``max_frames`` arrived (the duration check then refuses the file).
 
     Integer PCM is scaled by libsndfile to [-1, 1). Float files may hold values
     beyond full scale; they are clipped to [-1, 1] (what a PCM export would do),
     so the quality check sees them as clipped samples.
     """
     chunks: list[np.ndarray] = []
+    total = 0
     try:
-        while True:
+        while total <= max_frames:
             block = handle.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
             if block.shape[0] == 0:
                 break
             mono = block[:, 0].copy() if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
             chunks.append(mono)
+            total += mono.size
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(f"{what} is damaged or truncated ({exc}); re-export the recording.",
+        raise AudioError(f"{what} is damaged or truncated; re-export the recording.",
                          reason="unreadable", details={}) from exc
     samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
     bad = int(np.count_nonzero(~np.isfinite(samples)))

@@ -3,16 +3,20 @@
 An encoder maps mono float32 waveforms (samples in [-1, 1], at the encoder's
 own ``sample_rate``) to fixed-size float32 vectors. ``embed_batch`` returns
 L2-normalised rows, so the squared L2 distance ``d`` between two embeddings
-and their cosine similarity ``c`` are tied by ``c = 1 - d / 2``.
+and their cosine similarity ``c`` (in [-1, 1]) are tied by ``c = 1 - d / 2``.
 
-Model loading happens in the constructor (or a ``load`` classmethod), apart
-from inference, as in speechbrain's ``inference/`` modules.
+Model loading (the ``load`` classmethod) is apart from inference
+(``embed_batch`` takes arrays), as in speechbrain's ``inference/`` modules.
+``load(model_dir=None, num_threads=None, **options)`` takes the fields of
+:class:`~voiceprint.encoders.options.EncoderOptions` and raises
+:class:`~voiceprint.errors.EncoderUnavailable` (503) with advice when weights
+or packages are missing.
 """
 from __future__ import annotations
 
 import abc
-from pathlib import Path
-from typing import Sequence
+import time
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -24,14 +28,33 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return (x / np.maximum(norms, eps)).astype(np.float32)
 
 
+def length_buckets(lengths: Sequence[int], max_batch: int) -> list[list[int]]:
+    """Indices grouped by exactly equal length, in chunks of at most
+    ``max_batch``: clips that can share a forward pass without padding."""
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        groups.setdefault(int(n), []).append(i)
+    return [idx[s:s + max_batch] for idx in groups.values() for s in range(0, len(idx), max_batch)]
+
+
 class Encoder(abc.ABC):
-    """Embedding model: ``name``, ``dim``, ``sample_rate`` (Hz), ``embed_batch``."""
+    """Embedding model: ``name``, ``dim``, ``sample_rate`` (Hz), ``kind``, ``embed_batch``."""
 
     name: str
     dim: int
     sample_rate: int
     #: what the vectors describe: "speaker" or "sound"
     kind: str = "speaker"
+    #: what runs the network, e.g. "onnxruntime", "torch", "dygraph"
+    backend: str = "native"
+    #: clip lengths (s) that :meth:`warmup` embeds
+    warmup_seconds: tuple[float, ...] = (1.0, 5.0)
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, model_dir: str | None = None, num_threads: int | None = None,
+             **options: Any) -> "Encoder":
+        """Load the model (see the module docstring)."""
 
     @abc.abstractmethod
     def embed_batch(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
@@ -45,14 +68,19 @@ class Encoder(abc.ABC):
         """Embed one waveform; returns shape ``(dim,)``."""
         return self.embed_batch([waveform])[0]
 
-    def embed_file(self, path: str | Path) -> np.ndarray:
-        """Decode, down-mix and resample a file, then embed it; shape ``(dim,)``."""
-        from voiceprint.audio.decode import decode_file
-        from voiceprint.audio.resample import resample
+    def warmup(self, rounds: int = 2) -> float:
+        """Run inference on dummy clips of :attr:`warmup_seconds` so that the
+        first real request finds allocators, kernels and caches ready;
+        returns the seconds spent."""
+        from voiceprint.encoders.exports import probe_clips
 
-        audio = decode_file(path)
-        return self.embed(resample(audio.samples, audio.sample_rate, self.sample_rate))
+        started = time.perf_counter()
+        clips = probe_clips(self.sample_rate, self.warmup_seconds)
+        for _ in range(rounds):
+            for clip in clips:
+                self.embed(clip)
+        return time.perf_counter() - started
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "dim": self.dim, "sample_rate": self.sample_rate,
-                "kind": self.kind}
+                "kind": self.kind, "backend": self.backend}

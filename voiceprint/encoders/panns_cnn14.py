@@ -2,7 +2,7 @@
 
 Weights: PaddleSpeech's ``panns_cnn14-32k`` archive (``panns_cnn14.tar.gz``:
 ``cnn14.pdparams``, ``panns.yaml``, ``audioset_labels.txt``), found as
-:mod:`voiceprint.encoders.paddle_checkpoints` describes. The embedding is
+:mod:`voiceprint.encoders.paddle_fetch` describes. The embedding is
 ``CNN14(extract_embedding=True)``'s output: the 2048-unit ReLU layer before
 the AudioSet classifier.
 
@@ -11,38 +11,30 @@ normalisation of the waveform (its loader's ``normal=True``), then
 ``paddle.audio.features.LogMelSpectrogram`` (32 kHz, n_fft 1024, hann window
 1024, hop 320 = 10 ms, 50-14000 Hz, 64 mel bands, power in dB) with settings
 from ``panns.yaml`` when it is there, as a ``[B, 1, T, 64]`` input. The
-log-mel is computed in numpy with paddle's own window and filterbank (same
-values within 1e-4 dB, several times faster than the paddle layer).
+log-mel is computed in numpy (:mod:`voiceprint.encoders.mel`: the same
+window, filterbank and dB scale, several times faster than the paddle layer,
+and no paddle import when a verified export runs).
 
 CNN14 halves time five times before its last block, so it needs at least 32
 frames (0.32 s); shorter clips are repeated end to end up to that length
 (PaddleSpeech itself fails on them). The 2048 outputs are L2-normalised.
-Clips of equal length share a forward pass (never padded). Inference runs
-in dygraph by default (see ``DEFAULT_BACKEND``).
+Clips of equal length share a forward pass (never padded). Inference: see
+:mod:`voiceprint.encoders.paddle_base` (ONNX Runtime by default).
 """
 from __future__ import annotations
 
-import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from voiceprint.encoders.base import Encoder, l2_normalize
-from voiceprint.encoders.paddle_checkpoints import (
-    PretrainedSpec,
-    PaddleRunner,
-    assign_state_dict,
-    file_md5,
-    import_paddle,
-    lazy_init,
-    load_paddle_state_dict,
-    resolve_model_root,
-    set_paddle_threads,
-    single_threaded_blas,
-)
+from voiceprint.encoders import mel
+from voiceprint.encoders import paddle_runtime as pr
+from voiceprint.encoders.mel import single_threaded_blas
+from voiceprint.encoders.paddle_base import PaddleEncoder
+from voiceprint.encoders.paddle_fetch import PretrainedSpec
 from voiceprint.errors import AudioError, EncoderUnavailable
 
 SPEC = PretrainedSpec(
@@ -61,12 +53,11 @@ CNN14_WIDTHS = (64, 128, 256, 512, 1024, 2048)
 MIN_FRAMES = 32
 #: clips per forward pass (2-8 measured alike; larger batches only grow memory)
 MAX_BATCH = 4
-#: CNN14 is all large convolutions, which paddle.inference runs no faster
-#: than dygraph (its oneDNN kernels are faster only for an input length seen
-#: before: a new length costs about 1 s of kernel generation); so dygraph,
-#: which needs no export and keeps one copy of the 80 M weights. Override with
-#: ``backend=`` or ``VOICEPRINT_PADDLE_BACKEND`` (``inference``, ``onednn``).
-DEFAULT_BACKEND = "dygraph"
+#: what runs CNN14 by default (``runtime="auto"``): its ONNX export (see
+#: :mod:`voiceprint.encoders.paddle_base`), several times faster than dygraph
+#: and than paddle.inference, whose oneDNN kernels are fast only for an input
+#: length seen before (a new length costs about 1 s of kernel generation)
+DEFAULT_BACKEND = "onnxruntime"
 
 
 @dataclass(frozen=True)
@@ -93,7 +84,7 @@ def read_feature_config(path: Path) -> FeatureConfig:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise EncoderUnavailable(f"cannot read {path}: {exc}") from exc
+        raise EncoderUnavailable(f"cannot read {path.name}: {type(exc).__name__}") from exc
     feat = raw.get("feature", {}) if isinstance(raw, dict) else {}
     d = FeatureConfig()
     return FeatureConfig(
@@ -124,13 +115,13 @@ def build_cnn14(widths: tuple[int, ...], emb_size: int, classes: int, *, lazy: b
     A checkpoint with other widths (a scaled-down test model) gets a subclass
     that keeps CNN14's ``forward`` and only changes layer sizes.
     """
-    import_paddle()
+    pr.import_paddle()
     try:
         from paddlespeech.cls.models.panns.panns import CNN14, ConvBlock
     except ImportError as exc:
         raise EncoderUnavailable(
             f"paddlespeech is not installed ({exc}): pip install --no-deps paddlespeech==1.5.0") from exc
-    guard = lazy_init() if lazy else nullcontext()
+    guard = pr.lazy_init() if lazy else nullcontext()
     if widths == CNN14_WIDTHS and emb_size == CNN14.emb_size and classes == 527:
         with guard:
             model = CNN14(extract_embedding=True)
@@ -157,8 +148,6 @@ def build_cnn14(widths: tuple[int, ...], emb_size: int, classes: int, *, lazy: b
 
 def prepare_waveform(waveform: np.ndarray, min_samples: int) -> np.ndarray:
     """Validated, repeated up to ``min_samples``, peak-normalised float32 samples."""
-    from paddlespeech.audio.backends.soundfile_backend import normalize
-
     x = np.asarray(waveform, dtype=np.float32).reshape(-1)
     if x.size == 0:
         raise AudioError("empty waveform")
@@ -166,101 +155,52 @@ def prepare_waveform(waveform: np.ndarray, min_samples: int) -> np.ndarray:
         raise AudioError("waveform has NaN or infinite samples")
     if x.size < min_samples:
         x = np.tile(x, -(-min_samples // x.size))
-    return normalize(x, "linear", 1.0).astype(np.float32)
+    return mel.peak_normalize(x)
 
 
-def mel_filters(fc: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(analysis window ``(window_length,)``, mel filterbank ``(n_mels, n_fft//2+1)``)
-    exactly as ``paddle.audio.features.LogMelSpectrogram`` builds them."""
-    import_paddle()
-    from paddle.audio.functional import compute_fbank_matrix, get_window
-
-    window = get_window(fc.window, fc.window_length, fftbins=True, dtype="float32").numpy()
-    if fc.window_length < fc.n_fft:  # paddle.signal.stft centres a shorter window
-        left = (fc.n_fft - fc.window_length) // 2
-        window = np.pad(window, (left, fc.n_fft - fc.window_length - left))
-    fbank = compute_fbank_matrix(sr=fc.sample_rate, n_fft=fc.n_fft, n_mels=fc.n_mels,
-                                 f_min=fc.f_min, f_max=fc.f_max, htk=False, norm="slaney",
-                                 dtype="float32").numpy()
-    return window.astype(np.float32), fbank.astype(np.float32)
-
-
-def log_mel(x: np.ndarray, fc: FeatureConfig, window: np.ndarray, fbank: np.ndarray) -> np.ndarray:
-    """``LogMelSpectrogram`` (power 2, centred frames, reflect padding, dB with
-    ref 1 and floor 1e-10) of one clip in numpy: ``(frames, n_mels)`` float32.
-    Matches paddle's layer within 1e-4 dB at a fifth of its cost."""
-    import scipy.fft
-
-    half = fc.n_fft // 2
-    xp = np.pad(x, half, mode="reflect")
-    frames = np.lib.stride_tricks.sliding_window_view(xp, fc.n_fft)[::fc.hop_length]
-    spec = scipy.fft.rfft(frames * window, axis=1, workers=1)
-    power = (spec.real * spec.real + spec.imag * spec.imag).astype(np.float32)
+def log_mel(x: np.ndarray, fc: FeatureConfig) -> np.ndarray:
+    """``LogMelSpectrogram`` (power 2, centred frames, reflect padding, Hann
+    window, Slaney mel, dB with ref 1 and floor 1e-10) of one clip in numpy:
+    ``(frames, n_mels)`` float32."""
     with single_threaded_blas():
-        mel = power @ fbank.T
-    return (10.0 * np.log10(np.maximum(mel, 1e-10))).astype(np.float32)
+        return mel.log_mel(x, sr=fc.sample_rate, n_fft=fc.n_fft, hop=fc.hop_length,
+                           n_mels=fc.n_mels, fmin=fc.f_min, fmax=fc.f_max,
+                           win_length=fc.window_length)
 
 
-class PannsCnn14Encoder(Encoder):
+class PannsCnn14Encoder(PaddleEncoder):
     name = "panns_cnn14"
     dim = 2048
     sample_rate = 32000
     kind = "sound"
+    pretrained: ClassVar[PretrainedSpec] = SPEC
+    #: clips per forward pass (2-8 measured alike; larger batches only grow memory)
+    max_batch: ClassVar[int] = 4
+    graph_version: ClassVar[int] = 1
+    frames_axis: ClassVar[int] = 1
 
-    def __init__(self, model_root: str | os.PathLike[str], *, num_threads: int | None = None,
-                 backend: str | None = None) -> None:
-        import_paddle()
-        root = Path(model_root)
-        self.model_root = root
+    def read_config(self, root: Path) -> Path:
         self.feature_config = fc = read_feature_config(root / "panns.yaml")
-        if fc.sample_rate != self.sample_rate or fc.n_mels != 64:
-            raise EncoderUnavailable(f"{root}/panns.yaml: expected 32000 Hz and 64 mel bands")
-        weights = root / "cnn14.pdparams"
-        state = load_paddle_state_dict(weights)
-        widths, emb_size, classes = checkpoint_widths(state)
-        model = build_cnn14(widths, emb_size, classes)
-        assign_state_dict(model, state, weights)
-        del state
-        self.dim = emb_size
-        self.num_threads = set_paddle_threads(num_threads)
-        self._window, self._fbank = mel_filters(fc)
+        if fc.sample_rate != self.sample_rate or fc.n_mels != 64 or fc.window != "hann":
+            raise EncoderUnavailable("panns.yaml: expected 32000 Hz, 64 mel bands and a hann window")
         self.min_samples = (MIN_FRAMES - 1) * fc.hop_length
+        return root / "cnn14.pdparams"
+
+    def build_layers(self) -> tuple[Any, Any]:
+        state = pr.load_paddle_state_dict(self.weights)
+        model = build_cnn14(*checkpoint_widths(state))
+        pr.assign_state_dict(model, state, self.weights)
+        return model, model
+
+    def input_spec(self) -> list[Any]:
         from paddle.static import InputSpec
 
-        probe = np.random.default_rng(0).standard_normal((2, 1, 64, fc.n_mels)).astype(np.float32) * 10.0
-        self._runner = PaddleRunner(
-            model, name=self.name,
-            input_spec=[InputSpec([None, 1, None, fc.n_mels], "float32", "feats")],
-            cache_key=lambda: {"weights_md5": file_md5(weights), "widths": widths, "emb": emb_size},
-            probe=probe, num_threads=self.num_threads, backend=backend,
-            default_backend=DEFAULT_BACKEND)
-        self.backend = self._runner.backend
+        return [InputSpec([None, 1, None, self.feature_config.n_mels], "float32", "feats")]
 
-    @classmethod
-    def load(cls, model_dir: str | None = None, num_threads: int | None = None, *,
-             backend: str | None = None, allow_download: bool | None = None) -> "PannsCnn14Encoder":
-        """Find the checkpoint (``model_dir``, ``$VOICEPRINT_PANNS_MODEL_DIR``,
-        PaddleSpeech's cache, download) and load it."""
-        root = resolve_model_root(SPEC, model_dir, allow_download=allow_download)
-        return cls(root, num_threads=num_threads, backend=backend)
+    def export_settings(self) -> Mapping[str, Any]:
+        return {"n_mels": self.feature_config.n_mels}
 
     def features(self, waveform: np.ndarray) -> np.ndarray:
         """Network input ``(1, frames, 64)`` for one 32 kHz clip (log-mel, dB)."""
         x = prepare_waveform(waveform, self.min_samples)
-        return log_mel(x, self.feature_config, self._window, self._fbank)[None]
-
-    def embed_batch(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
-        """Clips of equal frame count share a forward pass (no padding)."""
-        out = np.zeros((len(waveforms), self.dim), dtype=np.float32)
-        feats = [self.features(w) for w in waveforms]
-        groups: dict[int, list[int]] = {}
-        for i, f in enumerate(feats):
-            groups.setdefault(f.shape[1], []).append(i)
-        for idx in groups.values():
-            for start in range(0, len(idx), MAX_BATCH):
-                chunk = idx[start:start + MAX_BATCH]
-                out[chunk] = self._runner(np.stack([feats[i] for i in chunk])).reshape(len(chunk), -1)
-        return l2_normalize(out)
-
-    def describe(self) -> dict[str, object]:
-        return {**super().describe(), "backend": self.backend, "weights": str(self.model_root)}
+        return log_mel(x, self.feature_config)[None]

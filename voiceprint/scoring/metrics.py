@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["det_curve", "compute_eer", "compute_min_dcf", "threshold_at_far",
+__all__ = ["det_curve", "compute_eer", "compute_min_dcf", "detection_cost", "threshold_at_far",
            "rates_at_threshold", "recall_at_k"]
 
 
@@ -106,6 +106,20 @@ def compute_min_dcf(scores: np.ndarray, labels: np.ndarray, p_target: float = 0.
     i = int(np.argmin(dcf))
     c_def = min(c_miss * p_target, c_fa * (1.0 - p_target))
     return float(dcf[i] / c_def), float(thr[i])
+
+
+def detection_cost(scores: np.ndarray, labels: np.ndarray, threshold: float,
+                   p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0) -> float:
+    """Normalised detection cost at a fixed ``threshold`` (the "actual" DCF).
+
+    Same normalisation as :func:`compute_min_dcf`; the gap between the two
+    measures how well a threshold chosen elsewhere transfers to these trials.
+    """
+    if not 0.0 < p_target < 1.0:
+        raise ValueError("p_target must be within (0, 1)")
+    far, frr = rates_at_threshold(scores, labels, threshold)
+    c_def = min(c_miss * p_target, c_fa * (1.0 - p_target))
+    return float((c_miss * frr * p_target + c_fa * far * (1.0 - p_target)) / c_def)
 
 
 def threshold_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> float:

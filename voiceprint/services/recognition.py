@@ -1,12 +1,13 @@
-"""Identification (1:N, open set) and verification (1:1).
+"""Identification (1:N, open set) and verification (1:1) within one tenant.
 
 Raw scores are cosine similarities in [-1, 1] between L2-normalised
 embeddings (Milvus' squared L2 distance ``d`` converts as ``1 - d/2``). A
 speaker is represented by its voiceprint, the mean of its utterance
 embeddings (``VOICEPRINT_SPEAKER_MODEL=centroid``), or by its best-matching
-utterance (``best_utterance``). With ``VOICEPRINT_SCORE_NORMALIZATION=asnorm``
-and a stored calibration, scores are AS-norm scores against the
-calibration's cohort and judged against thresholds calibrated for them.
+utterance (``best_utterance``). When the tenant's calibration activated
+AS-norm, scores are AS-norm scores against the calibration's cohort and are
+judged against thresholds calibrated for them. Searches only ever rank the
+tenant's own speakers (the Milvus ``tenant`` partition key).
 """
 from __future__ import annotations
 
@@ -16,13 +17,18 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from voiceprint.errors import Conflict, NotFound
+from voiceprint.errors import Conflict
 from voiceprint.runtime import Runtime
+from voiceprint.scoring.cosine import cosine_matrix
 from voiceprint.scoring.normalization import as_norm, top_n_stats
-from voiceprint.services.calibration import COHORT_TOP_N, cohort_of, latest_calibration
-from voiceprint.services.decisions import OperatingPoint, resolve_operating_point
+from voiceprint.services.calibration import COHORT_TOP_N, load_cohort
+from voiceprint.services.decisions import (OperatingPoint, decision_basis, enrolled_count,
+                                           open_set_basis)
 from voiceprint.services.intake import Upload, check_query
-from voiceprint.stores.records import from_blob, speakers, utterances, voiceprints
+from voiceprint.services.speakers import speaker_row
+from voiceprint.stores.records import speakers, utterances, voiceprints
+from voiceprint.stores.types import from_blob
+from voiceprint.timing import stage
 
 #: candidates fetched from Milvus before AS-norm re-ranks them
 RERANK_POOL = 20
@@ -56,90 +62,126 @@ class Verification:
     query: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DecisionBasis:
+    """What a score is judged by: the operating point and, for AS-norm, the cohort."""
+
+    point: OperatingPoint
+    cohort: np.ndarray | None
+
+    def normalise(self, models: np.ndarray, query: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """Scores of ``query`` against ``models`` (rows) on the point's scale."""
+        if self.cohort is None:
+            return raw
+        m_mean, m_std = top_n_stats(models, self.cohort, COHORT_TOP_N)
+        q_mean, q_std = top_n_stats(query[None], self.cohort, COHORT_TOP_N)
+        return as_norm(raw, m_mean, m_std, q_mean[0], q_std[0])
+
+
 class RecognitionService:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, tenant_id: int) -> None:
         self.rt = rt
+        self.tenant_id = tenant_id
+        self.encoder = rt.config.SPEAKER_ENCODER
 
     # -- pieces ---------------------------------------------------------------
-    def _embed_query(self, upload: Upload) -> tuple[np.ndarray, dict[str, Any]]:
+    def embed_query(self, upload: Upload) -> tuple[np.ndarray, dict[str, Any]]:
+        """Check and embed a probe; (unit vector, facts about the clip)."""
         clip = check_query(upload, self.rt.config)
         encoder = self.rt.speaker_encoder()
-        vec = encoder.embed(clip.waveform(encoder.sample_rate))
+        wave = clip.waveform(encoder.sample_rate)
+        with stage("embed"):
+            vec = encoder.embed(wave)
         return vec, {"duration_s": round(clip.audio.duration_s, 3),
                      "speech_seconds": round(clip.quality.speech_seconds, 3),
                      "sample_rate": clip.audio.sample_rate}
 
-    def _decision_basis(self, encoder: str, point_name: str | None
-                        ) -> tuple[OperatingPoint, np.ndarray | None]:
-        """The operating point to judge by and, for AS-norm, the cohort (else None)."""
-        rt = self.rt
-        name = point_name or rt.config.OPERATING_POINT
-        want_norm = rt.config.SCORE_NORMALIZATION == "asnorm"
-        with rt.engine.connect() as conn:
-            row = latest_calibration(conn, encoder) if want_norm else None
-            point = resolve_operating_point(conn, encoder, name, "asnorm" if row else "none",
-                                            rt.config.DEFAULT_THRESHOLD)
-        if row is None:
-            return point, None
-        if row.id not in rt.cohorts:
-            rt.cohorts[row.id] = cohort_of(row)
-        return point, rt.cohorts[row.id]
+    def decision_basis(self, point_name: str | None = None, *,
+                       identify: bool = False) -> DecisionBasis:
+        """The operating point to judge by and, for AS-norm, the cohort.
 
-    @staticmethod
-    def _normalise(models: np.ndarray, query: np.ndarray, raw: np.ndarray,
-                   cohort: np.ndarray | None) -> np.ndarray:
-        if cohort is None:
-            return raw
-        m_mean, m_std = top_n_stats(models, cohort, COHORT_TOP_N)
-        q_mean, q_std = top_n_stats(query[None], cohort, COHORT_TOP_N)
-        return as_norm(raw, m_mean, m_std, q_mean[0], q_std[0])
+        Identify without a named point judges by the open-set point: the
+        threshold at which an unknown caller is wrongly identified with
+        probability ``OPEN_SET_FALSE_ID_RATE`` among the tenant's N enrolled
+        speakers (the response's ``operating_point.open_set`` says which rate
+        and N). Verify (and a named point) judges by the calibrated point.
+        """
+        rt, cfg = self.rt, self.rt.config
+        with stage("db"), rt.engine.connect() as conn:
+            if identify and point_name is None and cfg.OPEN_SET_FALSE_ID_RATE:
+                basis = open_set_basis(conn, self.encoder,
+                                       enrolled_count(conn, self.encoder, self.tenant_id),
+                                       cfg.OPEN_SET_FALSE_ID_RATE, cfg.SCORE_NORMALIZATION,
+                                       cfg.DEFAULT_THRESHOLD, tenant_id=self.tenant_id)
+            else:
+                basis = decision_basis(conn, self.encoder, point_name or cfg.OPERATING_POINT,
+                                       cfg.SCORE_NORMALIZATION, cfg.DEFAULT_THRESHOLD,
+                                       tenant_id=self.tenant_id)
+            if not basis.needs_cohort or basis.calibration_id is None:
+                return DecisionBasis(basis.point, None)
+            cid = basis.calibration_id
+            if cid not in rt.cohorts:
+                rt.cohorts[cid] = load_cohort(conn, cid)
+        return DecisionBasis(basis.point, rt.cohorts[cid])
 
-    def _voiceprints(self, encoder: str, speaker_ids: list[int]) -> dict[int, np.ndarray]:
+    def voiceprint(self, speaker_id: int) -> Any:
+        """The speaker's voiceprint row for the active encoder, or None."""
+        with self.rt.engine.connect() as conn:
+            return conn.execute(sa.select(voiceprints).where(
+                voiceprints.c.speaker_id == speaker_id,
+                voiceprints.c.encoder == self.encoder)).first()
+
+    def _voiceprints(self, speaker_ids: list[int]) -> dict[int, np.ndarray]:
         with self.rt.engine.connect() as conn:
             return {r.speaker_id: from_blob(r.embedding) for r in conn.execute(
                 sa.select(voiceprints.c.speaker_id, voiceprints.c.embedding).where(
-                    voiceprints.c.encoder == encoder, voiceprints.c.speaker_id.in_(speaker_ids)))}
+                    voiceprints.c.encoder == self.encoder,
+                    voiceprints.c.speaker_id.in_(speaker_ids)))}
 
-    def _search(self, encoder: str, vec: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """(speaker_id, cosine) best first, one entry per enrolled speaker."""
+    def _search(self, vec: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """(speaker_id, cosine) best first, one entry per enrolled speaker of the tenant."""
         rt = self.rt
         if rt.config.SPEAKER_MODEL == "best_utterance":
-            hits = rt.vectors.search(rt.collection(encoder, "utterances"), vec[None], k * 20)[0]
+            hits = rt.vectors.search(rt.collection(self.encoder, "utterances"), vec[None],
+                                     k * 20, tenant=self.tenant_id)[0]
             best: dict[int, float] = {}
             for h in hits:
                 best[h.owner] = max(best.get(h.owner, -2.0), h.cosine)
             with rt.engine.connect() as conn:
                 enrolled = {r.speaker_id for r in conn.execute(
                     sa.select(voiceprints.c.speaker_id).where(
-                        voiceprints.c.encoder == encoder, voiceprints.c.enrolled.is_(True),
+                        voiceprints.c.encoder == self.encoder, voiceprints.c.enrolled.is_(True),
                         voiceprints.c.speaker_id.in_(list(best) or [-1])))}
             ranked = sorted(((s, c) for s, c in best.items() if s in enrolled), key=lambda t: -t[1])
             return ranked[:k]
-        hits = rt.vectors.search(rt.collection(encoder, "speakers"), vec[None], k)[0]
+        hits = rt.vectors.search(rt.collection(self.encoder, "speakers"), vec[None], k,
+                                 tenant=self.tenant_id)[0]
         return [(h.owner, h.cosine) for h in hits]
 
     # -- 1:N ------------------------------------------------------------------
     def identify(self, upload: Upload, top_k: int | None = None,
                  operating_point: str | None = None) -> Identification:
         rt = self.rt
-        encoder = rt.config.SPEAKER_ENCODER
         k = top_k or rt.config.IDENTIFY_TOP_K
-        point, cohort = self._decision_basis(encoder, operating_point)
-        vec, info = self._embed_query(upload)
-        ranked = self._search(encoder, vec, max(k, RERANK_POOL) if cohort is not None else k)
+        basis = self.decision_basis(operating_point, identify=True)
+        vec, info = self.embed_query(upload)
+        with stage("search"):
+            ranked = self._search(vec, max(k, RERANK_POOL) if basis.cohort is not None else k)
         ids = [s for s, _ in ranked]
         cosines = np.array([c for _, c in ranked], dtype=np.float32)
         scores = cosines
-        if cohort is not None and ranked:
-            models = self._voiceprints(encoder, ids)
-            scores = self._normalise(np.stack([models[s] for s in ids]), vec, cosines, cohort)
+        if basis.cohort is not None and ranked:
+            with stage("normalise"):
+                models = self._voiceprints(ids)
+                scores = basis.normalise(np.stack([models[s] for s in ids]), vec, cosines)
         order = np.argsort(-scores, kind="stable")[:k]
-        with rt.engine.connect() as conn:
+        with stage("db"), rt.engine.connect() as conn:  # the join drops hits deleted meanwhile
             rows = {r.id: r for r in conn.execute(sa.select(speakers).where(
-                speakers.c.id.in_(ids or [-1])))}
+                speakers.c.tenant_id == self.tenant_id, speakers.c.id.in_(ids or [-1])))}
         candidates = [Candidate(ids[i], rows[ids[i]].external_id, rows[ids[i]].name,
                                 round(float(scores[i]), 6), round(float(cosines[i]), 6))
                       for i in order if ids[i] in rows]
+        point = basis.point
         if not candidates:
             return Identification("no_speakers", None, [], None, point, info)
         best = candidates[0]
@@ -149,33 +191,39 @@ class RecognitionService:
                               best if identified else None, candidates, margin, point, info)
 
     # -- 1:1 ------------------------------------------------------------------
-    def verify(self, speaker_id: int, upload: Upload,
-               operating_point: str | None = None) -> Verification:
-        rt = self.rt
-        encoder = rt.config.SPEAKER_ENCODER
-        with rt.engine.connect() as conn:
-            spk = conn.execute(sa.select(speakers).where(speakers.c.id == speaker_id)).first()
-            if spk is None:
-                raise NotFound(f"speaker {speaker_id} does not exist")
-            vp = conn.execute(sa.select(voiceprints).where(
-                voiceprints.c.speaker_id == speaker_id, voiceprints.c.encoder == encoder)).first()
+    def enrolled_voiceprint(self, speaker_id: int) -> tuple[Any, Any]:
+        """(speaker row, voiceprint row) of an enrolled speaker; 404 / 409 otherwise."""
+        with self.rt.engine.connect() as conn:
+            spk = speaker_row(conn, self.tenant_id, speaker_id)
+        vp = self.voiceprint(speaker_id)
         if vp is None or not vp.enrolled:
             have = float(vp.speech_s) if vp else 0.0
-            need = rt.config.ENROLL_MIN_SPEECH_SECONDS
+            need = self.rt.config.ENROLL_MIN_SPEECH_SECONDS
             raise Conflict(f"speaker {speaker_id} is not enrolled yet: {have:.1f} s of net speech "
                            f"of the {need:.1f} s needed; enroll {need - have:.1f} s more",
                            reason="not_enrolled",
                            details={"speech_seconds": have, "required_speech_seconds": need})
-        point, cohort = self._decision_basis(encoder, operating_point)
-        vec, info = self._embed_query(upload)
-        model = from_blob(vp.embedding)
-        if rt.config.SPEAKER_MODEL == "best_utterance":
-            with rt.engine.connect() as conn:
-                embs = np.stack([from_blob(r.embedding) for r in conn.execute(
-                    sa.select(utterances.c.embedding).where(
-                        utterances.c.speaker_id == speaker_id, utterances.c.encoder == encoder))])
-            model = embs[int(np.argmax(embs @ vec))]
-        cosine = float(model @ vec)
-        score = float(self._normalise(model[None], vec, np.array([cosine]), cohort)[0])
+        return spk, vp
+
+    def model_of(self, speaker_id: int, vp: Any, vec: np.ndarray) -> np.ndarray:
+        """The speaker model ``vec`` is compared with (voiceprint or best utterance)."""
+        if self.rt.config.SPEAKER_MODEL != "best_utterance":
+            return from_blob(vp.embedding)
+        with self.rt.engine.connect() as conn:
+            embs = np.stack([from_blob(r.embedding) for r in conn.execute(
+                sa.select(utterances.c.embedding).where(
+                    utterances.c.speaker_id == speaker_id,
+                    utterances.c.encoder == self.encoder))])
+        return embs[int(np.argmax(cosine_matrix(embs, vec)[:, 0]))]
+
+    def verify(self, speaker_id: int, upload: Upload,
+               operating_point: str | None = None) -> Verification:
+        spk, vp = self.enrolled_voiceprint(speaker_id)
+        basis = self.decision_basis(operating_point)
+        vec, info = self.embed_query(upload)
+        model = self.model_of(speaker_id, vp, vec)
+        cosine = float(cosine_matrix(model, vec)[0, 0])
+        with stage("normalise"):
+            score = float(basis.normalise(model[None], vec, np.array([cosine]))[0])
         cand = Candidate(spk.id, spk.external_id, spk.name, round(score, 6), round(cosine, 6))
-        return Verification(score >= point.threshold, cand.score, cand, point, info)
+        return Verification(score >= basis.point.threshold, cand.score, cand, basis.point, info)

@@ -1,6 +1,8 @@
 """Apply the Alembic migrations in ``migrations/`` programmatically."""
 from __future__ import annotations
 
+import sys
+import sysconfig
 from pathlib import Path
 
 from alembic import command
@@ -10,7 +12,21 @@ from alembic.script import ScriptDirectory
 
 from voiceprint.stores.records import create_db_engine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+def migrations_dir() -> Path:
+    """``migrations/`` of a source checkout (or editable install), else the copy an
+    installed package carries in ``<prefix>/share/voiceprint/migrations``."""
+    source = Path(__file__).resolve().parents[2] / "migrations"
+    if (source / "env.py").is_file():
+        return source
+    for prefix in (sysconfig.get_path("data"), sys.prefix):
+        installed = Path(prefix) / "share" / "voiceprint" / "migrations"
+        if (installed / "env.py").is_file():
+            return installed
+    raise FileNotFoundError("the voiceprint migrations are missing (neither a source checkout "
+                            "nor <prefix>/share/voiceprint/migrations)")
+
+
+MIGRATIONS_DIR = migrations_dir()
 
 
 def alembic_config(url: str) -> AlembicConfig:

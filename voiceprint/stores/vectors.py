@@ -2,15 +2,24 @@
 
 The same code talks to Milvus Lite (``uri`` is a local file path, the
 embedded default; one process only) and to a Milvus server
-(``http://host:19530``). Every collection has three fields:
+(``http://host:19530``). Every collection has four fields:
 
-* ``id`` (INT64, primary key): the relational row id of the utterance/sound;
+* ``id`` (INT64, primary key): the relational row id of the utterance/sound
+  (ids are never re-used by the database);
 * ``owner`` (INT64): the speaker id (speaker collections) or library id;
+* ``tenant`` (INT64, Milvus *partition key*): the tenant the row belongs to.
+  Every search filters on it (:meth:`VectorStore.search` requires it), and
+  the partition key makes Milvus search only the partitions that tenant
+  hashes to, so one tenant's vectors are never ranked in another's results;
 * ``vector`` (FLOAT_VECTOR, ``dim``): an L2-normalised embedding.
 
 The metric is L2. Milvus returns the *squared* Euclidean distance ``d`` in
 [0, 4] for unit vectors, so cosine similarity is ``1 - d / 2`` in [-1, 1];
 :attr:`Hit.cosine` does that conversion.
+
+Collections made before tenants existed (no ``tenant`` field) are *legacy*:
+:meth:`VectorStore.ensure_collection` refuses them and ``voiceprint db
+upgrade`` rebuilds them from the database, the source of truth.
 """
 from __future__ import annotations
 
@@ -67,8 +76,14 @@ class Hit:
 
 
 def is_local_uri(uri: str) -> bool:
-    """True for a Milvus Lite file URI (anything that is not http(s)/tcp/unix)."""
+    """True for a Milvus Lite file URI (anything that is not http(s)/tcp/unix/grpc)."""
     return not uri.startswith(("http://", "https://", "tcp://", "unix:", "grpc://"))
+
+
+class LegacyCollection(StoreError):
+    """A collection created before tenants (no ``tenant`` field): rebuild it."""
+
+    reason = "legacy_collection"
 
 
 class VectorStore:
@@ -114,7 +129,8 @@ class VectorStore:
                 hint = ("; a Milvus Lite file allows one process: if `voiceprint serve` or "
                         "another command has it open, stop it or use the HTTP API, or point "
                         "VOICEPRINT_MILVUS_URI at a Milvus server")
-            raise StoreError(f"cannot open Milvus at {uri!r}: {exc}{hint}") from exc
+            log.error("cannot open Milvus at %s: %s", uri, exc)
+            raise StoreError(f"cannot open the vector store{hint}") from exc
 
     # -- plumbing -------------------------------------------------------
     @contextlib.contextmanager
@@ -126,7 +142,8 @@ class VectorStore:
                 raise
             except Exception as exc:
                 log.exception("Milvus %s failed", what)
-                raise StoreError(f"vector store {what} failed: {exc}") from exc
+                raise StoreError(f"the vector store failed ({what}); nothing was changed, "
+                                 "try again") from exc
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -142,6 +159,10 @@ class VectorStore:
         with self._call("create collection") as client:
             if client.has_collection(name):
                 existing = self._collection_dim(name)
+                if not self._has_tenant_field(name):
+                    raise LegacyCollection(
+                        f"vector collection {name!r} predates tenants; run `voiceprint db "
+                        "upgrade` to rebuild it from the database")
                 if existing != dim:
                     raise VoiceprintError(
                         f"Milvus collection {name!r} holds {existing}-dim vectors but the "
@@ -152,6 +173,7 @@ class VectorStore:
                 schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
                 schema.add_field("id", DataType.INT64, is_primary=True)
                 schema.add_field("owner", DataType.INT64)
+                schema.add_field("tenant", DataType.INT64, is_partition_key=True)
                 schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
                 params = client.prepare_index_params()
                 params.add_index(field_name="vector", index_type=self.index.index_type,
@@ -170,6 +192,20 @@ class VectorStore:
         client.load_collection(name)
         self._known[name] = self._collection_dim(name)
         return True
+
+    def _has_tenant_field(self, name: str) -> bool:
+        info = self._client.describe_collection(name)
+        return any(f["name"] == "tenant" for f in info["fields"])
+
+    def is_legacy(self, name: str) -> bool:
+        """True when ``name`` exists and has no ``tenant`` field."""
+        with self._call("describe collection") as client:
+            return bool(client.has_collection(name)) and not self._has_tenant_field(name)
+
+    def collections(self, prefix: str = "") -> list[str]:
+        """Names of the collections starting with ``prefix``."""
+        with self._call("list collections") as client:
+            return sorted(n for n in client.list_collections() if n.startswith(prefix))
 
     def _collection_dim(self, name: str) -> int:
         info = self._client.describe_collection(name)
@@ -206,26 +242,36 @@ class VectorStore:
             raise VoiceprintError("vectors contain NaN or Inf", reason="bad_vector")
         return arr
 
-    def insert(self, name: str, ids: Sequence[int], vectors: np.ndarray,
-               owners: Sequence[int], *, batch_size: int = 5000) -> None:
-        """Insert rows (``ids[i]``, ``owners[i]``, ``vectors[i]``)."""
+    def _rows(self, name: str, ids: Sequence[int], vectors: np.ndarray,
+              owners: Sequence[int], tenant: int) -> list[dict[str, Any]]:
         arr = self._check_vectors(name, vectors)
         if not (len(ids) == len(owners) == arr.shape[0]):
             raise ValueError("ids, owners and vectors differ in length")
+        return [{"id": int(i), "owner": int(o), "tenant": int(tenant), "vector": v}
+                for i, o, v in zip(ids, owners, arr)]
+
+    def insert(self, name: str, ids: Sequence[int], vectors: np.ndarray,
+               owners: Sequence[int], *, tenant: int, batch_size: int = 5000) -> None:
+        """Insert rows (``ids[i]``, ``owners[i]``, ``vectors[i]``) of one ``tenant``."""
+        rows = self._rows(name, ids, vectors, owners, tenant)
         with self._call("insert") as client:
-            for start in range(0, len(ids), batch_size):
-                stop = start + batch_size
-                rows = [{"id": int(i), "owner": int(o), "vector": v}
-                        for i, o, v in zip(ids[start:stop], owners[start:stop], arr[start:stop])]
-                client.insert(name, rows)
+            for start in range(0, len(rows), batch_size):
+                client.insert(name, rows[start:start + batch_size])
 
     def upsert(self, name: str, ids: Sequence[int], vectors: np.ndarray,
-               owners: Sequence[int]) -> None:
-        arr = self._check_vectors(name, vectors)
-        rows = [{"id": int(i), "owner": int(o), "vector": v}
-                for i, o, v in zip(ids, owners, arr)]
+               owners: Sequence[int], *, tenant: int) -> None:
+        """Insert or replace rows of one ``tenant`` (idempotent: used to undo and repair).
+
+        Done as delete + insert: Milvus 2.3's own upsert puts rows of a
+        partition-key collection where a filtered search does not look (the
+        row is counted but never found - measured on the 2.3.5 server).
+        """
+        rows = self._rows(name, ids, vectors, owners, tenant)
+        if not rows:
+            return
         with self._call("upsert") as client:
-            client.upsert(name, rows)
+            client.delete(name, ids=[r["id"] for r in rows])
+            client.insert(name, rows)
 
     def delete(self, name: str, ids: Sequence[int]) -> None:
         if not len(ids):
@@ -233,11 +279,6 @@ class VectorStore:
         with self._call("delete") as client:
             if client.has_collection(name):
                 client.delete(name, ids=[int(i) for i in ids])
-
-    def delete_owner(self, name: str, owner: int) -> None:
-        with self._call("delete") as client:
-            if client.has_collection(name):
-                client.delete(name, filter=f"owner == {int(owner)}")
 
     def flush(self, name: str) -> None:
         """Seal growing segments so the ANN index is built (server: segments; Lite: buffer)."""
@@ -268,10 +309,10 @@ class VectorStore:
                 out.update(int(r["id"]) for r in batch)
         return out
 
-    def search(self, name: str, queries: np.ndarray, k: int, *,
+    def search(self, name: str, queries: np.ndarray, k: int, *, tenant: int,
                owners: Sequence[int] | None = None,
                search_params: dict[str, Any] | None = None) -> list[list[Hit]]:
-        """k nearest rows for each query row; optionally only among ``owners``.
+        """k nearest rows of ``tenant`` for each query row; optionally only among ``owners``.
 
         Returns one list of :class:`Hit` per query, nearest first.
         """
@@ -283,11 +324,11 @@ class VectorStore:
                                  else self.index.search_params)}
         if "ef" in params["params"]:
             params["params"]["ef"] = max(int(params["params"]["ef"]), k)
-        flt = ""
+        flt = f"tenant == {int(tenant)}"
         if owners is not None:
             if not len(owners):
                 return [[] for _ in range(arr.shape[0])]
-            flt = f"owner in [{','.join(str(int(o)) for o in owners)}]"
+            flt += f" and owner in [{','.join(str(int(o)) for o in owners)}]"
         with self._call("search") as client:
             if not self._ready(client, name):
                 return [[] for _ in range(arr.shape[0])]

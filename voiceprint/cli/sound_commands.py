@@ -12,24 +12,20 @@ from typing import Any
 
 import click
 
-from voiceprint.config import Config
-from voiceprint.services.sounds import DEFAULT_LIBRARY, TOP_K_MAX
+from voiceprint.cli.base import audit_cli, cli_runtime, tenant_of, tenant_option
+from voiceprint.services.sounds.formats import DEFAULT_LIBRARY, TOP_K_MAX
 
 EXIT_SOME_FAILED = 1
 
 
-def _runtime() -> Any:
-    """The stores and models for one command; closed when the command ends."""
-    from voiceprint.runtime import Runtime
-    rt = Runtime.from_config(Config())
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        ctx.call_on_close(rt.close)
-    return rt
+def _service(tenant: str) -> Any:
+    from voiceprint.services.sounds import SoundService
+    rt = cli_runtime()
+    return SoundService(rt, tenant_of(rt, tenant))
 
 
 def _tags(pairs: tuple[str, ...]) -> dict[str, str]:
-    from voiceprint.services.sounds import parse_tag_pairs
+    from voiceprint.services.sounds.formats import parse_tag_pairs
     return parse_tag_pairs(pairs)
 
 
@@ -60,8 +56,9 @@ def sounds() -> None:
               help="progress bar on stderr (only on a terminal)")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, writable=True),
               default=None, help="write every file's outcome as JSON lines")
+@tenant_option
 def load(paths: tuple[str, ...], library: str, batch_size: int, tags: tuple[str, ...],
-         folder_tag: str | None, progress: bool, report_file: str | None) -> None:
+         folder_tag: str | None, progress: bool, report_file: str | None, tenant: str) -> None:
     """Load every audio file below PATHS (recursive) into a library.
 
     Files whose bytes are already in the library are skipped, so running the
@@ -73,7 +70,8 @@ def load(paths: tuple[str, ...], library: str, batch_size: int, tags: tuple[str,
 
     from voiceprint.services.sounds import load_paths
 
-    rt = _runtime()
+    rt = cli_runtime()
+    tid = tenant_of(rt, tenant)
     bar = tqdm(total=0, unit="file", file=sys.stderr, disable=None if progress else True,
                desc=f"loading into {library}")
 
@@ -86,10 +84,14 @@ def load(paths: tuple[str, ...], library: str, batch_size: int, tags: tuple[str,
             bar.write(f"failed: {outcome.path}: {outcome.message}", file=sys.stderr)
 
     try:
-        report = load_paths(rt, list(paths), library, batch_size=batch_size, tags=_tags(tags),
-                            folder_tag=folder_tag, on_file=done, on_start=started)
+        report = load_paths(rt, tid, list(paths), library, batch_size=batch_size,
+                            tags=_tags(tags), folder_tag=folder_tag, on_file=done,
+                            on_start=started)
     finally:
         bar.close()
+    audit_cli(rt, tid, "sound_insert", "ok" if not report.failed else "some_failed",
+              target_type="library", details={"library": library, "loaded": report.loaded,
+                                              "failed": len(report.failed)})
     if report_file:
         with open(report_file, "w") as fh:
             for o in report.outcomes:
@@ -116,13 +118,14 @@ def load(paths: tuple[str, ...], library: str, batch_size: int, tags: tuple[str,
 @click.option("--top-k", "-k", default=10, show_default=True, type=click.IntRange(1, TOP_K_MAX))
 @tag_option
 @click.option("--json", "as_json", is_flag=True, help="print the full result as JSON")
-def search(file: str, library: str, top_k: int, tags: tuple[str, ...], as_json: bool) -> None:
+@tenant_option
+def search(file: str, library: str, top_k: int, tags: tuple[str, ...], as_json: bool,
+           tenant: str) -> None:
     """Sounds most like FILE: rank, id, score (cosine, -1..1), name, duration, tags."""
     from voiceprint.services.intake import Upload
-    from voiceprint.services.sounds import SoundService
 
     p = Path(file)
-    result = SoundService(_runtime()).search(Upload(p.read_bytes(), p.name), library, top_k,
+    result = _service(tenant).search(Upload(p.read_bytes(), p.name), library, top_k,
                                              _tags(tags))
     if as_json:
         click.echo(json.dumps(result.__dict__, indent=2, default=str))
@@ -138,20 +141,18 @@ def search(file: str, library: str, top_k: int, tags: tuple[str, ...], as_json: 
 
 @sounds.command()
 @library_option
-def count(library: str) -> None:
+@tenant_option
+def count(library: str, tenant: str) -> None:
     """Sounds in a library (database rows and Milvus vectors)."""
-    from voiceprint.services.sounds import SoundService
-
-    c = SoundService(_runtime()).count(library)
+    c = _service(tenant).count(library)
     click.echo(f"{c['library']}: {c['sounds']} sounds, {c['vectors']} vectors")
 
 
 @sounds.command()
-def libraries() -> None:
+@tenant_option
+def libraries(tenant: str) -> None:
     """List sound libraries."""
-    from voiceprint.services.sounds import SoundService
-
-    libs = SoundService(_runtime()).libraries()
+    libs = _service(tenant).catalog.libraries()
     click.echo(f"{'id':>4}  {'name':<24} {'sounds':>8}  encoder")
     for lib in libs:
         click.echo(f"{lib['id']:>4}  {lib['name']:<24} {lib['sounds']:>8}  {lib['encoder']}")
@@ -159,11 +160,12 @@ def libraries() -> None:
 
 @sounds.command()
 @click.argument("sound_id", type=int)
-def delete(sound_id: int) -> None:
+@tenant_option
+def delete(sound_id: int, tenant: str) -> None:
     """Delete one sound (row, vector and audio file)."""
-    from voiceprint.services.sounds import SoundService
-
-    SoundService(_runtime()).delete(sound_id)
+    svc = _service(tenant)
+    svc.delete(sound_id)
+    audit_cli(svc.rt, svc.tenant_id, "sound_delete", "ok", target_type="sound", target_id=sound_id)
     click.echo(f"deleted sound {sound_id}")
 
 
@@ -171,24 +173,25 @@ def delete(sound_id: int) -> None:
 @click.argument("library")
 @click.option("--confirm", default=None, metavar="LIBRARY",
               help="repeat the library's name (else you are asked)")
-def drop(library: str, confirm: str | None) -> None:
+@tenant_option
+def drop(library: str, confirm: str | None, tenant: str) -> None:
     """Delete a whole LIBRARY: every sound, its vectors and audio."""
-    from voiceprint.services.sounds import SoundService
-
     if confirm is None:
         confirm = click.prompt(f"This deletes every sound in {library!r}. Type its name to confirm",
                                default="", show_default=False)
-    res = SoundService(_runtime()).drop(library, confirm)
+    svc = _service(tenant)
+    res = svc.catalog.drop(library, confirm)
+    audit_cli(svc.rt, svc.tenant_id, "library_drop", "ok", target_type="library",
+              details={"library": library, "sounds": res["sounds"]})
     click.echo(f"dropped library {res['library']!r} ({res['sounds']} sounds)")
 
 
 @sounds.command()
 @click.option("--library", "-l", default=None, help="only this library")
-def loads(library: str | None) -> None:
+@tenant_option
+def loads(library: str | None, tenant: str) -> None:
     """Progress of recent bulk loads (also at GET /sounds/loads)."""
-    from voiceprint.services.sounds import SoundService
-
-    for d in SoundService(_runtime()).loads(library):
+    for d in _service(tenant).catalog.loads(library):
         click.echo(f"#{d['id']} {d['library']} {d['status']}: {d['processed']}/{d['total']} "
                    f"({d['percent']}%) loaded {d['loaded']} skipped {d['skipped']} failed "
-                   f"{d['failed']}  {d['source']}")
+                   f"{d['failed']}")

@@ -1,0 +1,116 @@
+"""The service's long-lived clients, built once by the app factory or the CLI.
+
+Hung on ``app.extensions["voiceprint"]``; never module-level globals.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from voiceprint.config import Config
+from voiceprint.encoders.base import Encoder
+from voiceprint.encoders.registry import ENCODERS, load_encoder
+from voiceprint.errors import EncoderUnavailable, VoiceprintError
+from voiceprint.stores.blobs import BlobStore
+from voiceprint.stores.records import create_db_engine
+from voiceprint.stores.vectors import IndexSpec, VectorStore, is_local_uri
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelPool:
+    """Loads each encoder once per process (thread-safe) and remembers failures."""
+
+    config: Config
+    _models: dict[str, Encoder] = field(default_factory=dict)
+    _errors: dict[str, EncoderUnavailable] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _model_dir(self, name: str) -> str | None:
+        dirs = {"ecapa_tdnn": self.config.ECAPA_MODEL_DIR, "panns_cnn14": self.config.PANNS_MODEL_DIR}
+        return dirs.get(name) or None
+
+    def get(self, name: str) -> Encoder:
+        """The loaded encoder ``name``; raises :class:`EncoderUnavailable` (503) with advice."""
+        model = self._models.get(name)
+        if model is not None:
+            return model
+        with self._lock:
+            if name in self._models:
+                return self._models[name]
+            try:
+                model = load_encoder(name, model_dir=self._model_dir(name),
+                                     num_threads=self.config.NUM_THREADS or None)
+            except EncoderUnavailable as exc:
+                self._errors[name] = exc
+                raise
+            self._errors.pop(name, None)
+            self._models[name] = model
+            return model
+
+    def put(self, model: Encoder) -> None:
+        """Register an already built encoder (tests, custom models)."""
+        with self._lock:
+            self._models[model.name] = model
+
+    def status(self) -> dict[str, dict[str, object]]:
+        out: dict[str, dict[str, object]] = {}
+        for name in ENCODERS:
+            if name in self._models:
+                out[name] = {"loaded": True, **self._models[name].describe()}
+            elif name in self._errors:
+                out[name] = {"loaded": False, "error": self._errors[name].message}
+        return out
+
+
+@dataclass
+class Runtime:
+    config: Config
+    engine: Engine
+    vectors: VectorStore
+    blobs: BlobStore
+    models: ModelPool
+    #: AS-norm cohorts by calibration id (immutable once stored)
+    cohorts: dict[int, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Config) -> "Runtime":
+        if is_local_uri(config.MILVUS_URI):
+            Path(config.MILVUS_URI).parent.mkdir(parents=True, exist_ok=True)
+        return cls(
+            config=config,
+            engine=create_db_engine(config.DATABASE_URL),
+            vectors=VectorStore(config.MILVUS_URI, token=config.MILVUS_TOKEN or None,
+                                index=IndexSpec.named(config.MILVUS_INDEX)),
+            blobs=BlobStore(config.AUDIO_DIR),
+            models=ModelPool(config),
+        )
+
+    def speaker_encoder(self) -> Encoder:
+        return self.models.get(self.config.SPEAKER_ENCODER)
+
+    def sound_encoder(self) -> Encoder:
+        return self.models.get(self.config.SOUND_ENCODER)
+
+    def collection(self, encoder: str, kind: str) -> str:
+        """Milvus collection name, e.g. ``voiceprint_ge2e_utterances`` or
+        ``voiceprint_aisfx_sounds_12`` (kind ``sounds_<library id>``)."""
+        return f"{self.config.MILVUS_COLLECTION_PREFIX}_{encoder}_{kind}"
+
+    def preload(self) -> None:
+        """Load the configured encoders now; a failure is logged, not fatal."""
+        for name in (self.config.SPEAKER_ENCODER, self.config.SOUND_ENCODER):
+            try:
+                self.models.get(name)
+            except VoiceprintError as exc:
+                log.error("encoder %s unavailable: %s", name, exc.message)
+
+    def close(self) -> None:
+        self.vectors.close()
+        self.engine.dispose()
