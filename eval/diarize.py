@@ -47,7 +47,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from eval.diarize_data import (Conversation, Plan, Source, build_conversation, default_fsdd,
+from eval.datasets import fsdd_dir
+from eval.diarize_data import (Conversation, Plan, Source, build_conversation,
                                enrollment_utterances, fsdd_source, synth_source)
 from voiceprint.diarization.identify import Gallery, identify_labels
 from voiceprint.scoring.der import DerComponents, der_components
@@ -363,7 +364,7 @@ def _proc_status() -> dict[str, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.diarize", description=__doc__.split("\n")[0])
     ap.add_argument("--sources", default="fsdd,synth")
-    ap.add_argument("--fsdd", default=str(default_fsdd()))
+    ap.add_argument("--fsdd", default=str(fsdd_dir()))
     ap.add_argument("--synth", default=str(SYNTH))
     ap.add_argument("--encoder", default="ge2e")
     ap.add_argument("--calls", type=int, default=8, help="calls per source and condition")

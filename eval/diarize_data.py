@@ -23,7 +23,6 @@ added so there is no digital silence. Everything is deterministic given the
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,16 +68,6 @@ class Conversation:
     @property
     def duration(self) -> float:
         return len(self.waveform) / SAMPLE_RATE
-
-
-def default_fsdd() -> Path:
-    """FSDD recordings: ``shared/data/fsdd/recordings`` in a folder above this file, else
-    ``$VOICEPRINT_FSDD`` (may not exist: callers skip)."""
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "data" / "fsdd" / "recordings"
-        if candidate.is_dir():
-            return candidate
-    return Path(os.environ.get("VOICEPRINT_FSDD", "/nonexistent"))
 
 
 def _level(x: np.ndarray, dbfs: float = SPEECH_RMS_DBFS) -> np.ndarray:

@@ -3,7 +3,7 @@
 Exit status: 0 success, 1 an error (message on stderr), 2 a usage error,
 3 ``verify`` rejected the claim.
 """
-from voiceprint.cli import calibrate, db, keys, serve, speakers  # noqa: F401  (register commands)
+from voiceprint.cli import calibrate, db, diarize, keys, serve, speakers  # noqa: F401  (register commands)
 from voiceprint.cli.base import main
 from voiceprint.cli.sound_commands import sounds
 
