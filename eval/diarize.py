@@ -20,14 +20,17 @@ Printed per source and condition (Markdown):
   and the DER when the number of speakers is given (``num_speakers``);
 - identification: in every call about half of the participants are enrolled
   (from clips not used in any call) next to every speaker of the source who
-  is not in the call; the others are never enrolled. *enrolled identified*:
-  the label mapped to an enrolled participant names them; *never-enrolled
-  unknown*: the label mapped to a never-enrolled participant is ``unknown``;
-  *false names*: labels naming someone who is not the mapped participant.
+  is not in the call; the others are never enrolled. Judged at the encoder's
+  uncalibrated default threshold (what the service uses before
+  ``voiceprint calibrate``) and at values chosen on the ``--tune`` seeds.
+  *enrolled identified*: the label mapped to an enrolled participant names
+  them; *never-enrolled unknown*: the label mapped to a never-enrolled
+  participant is ``unknown``; *labels naming the wrong person*: labels
+  naming someone who is not the participant they map to.
   *Baseline*: the whole recording as one voice (what ``/identify`` does):
   how often its single answer names each enrolled participant, and how often
-  it names someone who is not in the call. Threshold: the encoder's
-  uncalibrated default (cosine), or ``--id-threshold``;
+  it names someone who is not in the call (thresholds: cosine, or
+  ``--id-threshold``);
 - speed: CPU seconds (process time, all threads) per minute of audio, per
   step, with the machine's load average (timings on a shared machine are
   pessimistic).
@@ -35,6 +38,7 @@ Printed per source and condition (Markdown):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -226,17 +230,24 @@ def sources(args: argparse.Namespace) -> list[Source]:
     return out
 
 
-#: identification thresholds shown when --id-threshold is not given: the service's uncalibrated
-#: default where it has one, and values around the best trade-off on the --tune seeds (1000+)
-ID_THRESHOLDS: dict[str, tuple[float, ...]] = {"ge2e": (0.75, 0.80, 0.85),
-                                               "campplus": (0.40, 0.45, 0.50)}
+#: identification thresholds shown besides the service's uncalibrated default (the encoder
+#: spec's) when --id-threshold is not given: around the best trade-off on the --tune seeds (1000+)
+ID_THRESHOLDS: dict[str, tuple[float, ...]] = {"ge2e": (0.80,), "campplus": (0.40, 0.50)}
+
+
+def id_thresholds(encoder: str, given: str | None) -> list[float]:
+    if given:
+        return [float(x) for x in given.split(",")]
+    from voiceprint.encoders.registry import SPECS
+    spec = SPECS.get(encoder)
+    default = [round(spec.default_threshold, 4)] if spec else []
+    return sorted(set(ID_THRESHOLDS.get(encoder, (0.5,))) | set(default))
 
 
 def evaluate(args: argparse.Namespace) -> list[tuple[str, str, Tally]]:
     seg, encoder = load_models(args)
     diarizer = make_diarizer(seg, encoder, args, args.threshold)
-    thresholds = ([float(x) for x in args.id_threshold.split(",")] if args.id_threshold
-                  else ID_THRESHOLDS.get(args.encoder, (0.5,)))
+    thresholds = id_thresholds(args.encoder, args.id_threshold)
     rows = []
     for source in sources(args):
         prints = voiceprints(encoder, source)
@@ -253,6 +264,11 @@ def evaluate(args: argparse.Namespace) -> list[tuple[str, str, Tally]]:
             print(f"{source.name} / {cond}: DER {100 * tally.der.der:.1f} %", file=sys.stderr)
     print_tables(rows, f"encoder {args.encoder}, merge threshold {diarizer.threshold}, "
                        f"step {diarizer.options.step_seconds} s, seed {args.seed}", thresholds)
+    if args.save:
+        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.save).write_text(json.dumps(
+            [{"source": src, "condition": cond, **dataclasses.asdict(t)}
+             for src, cond, t in rows], default=str))
     return rows
 
 
@@ -378,6 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--tune-from", type=float, default=0.4)
     ap.add_argument("--tune-to", type=float, default=0.9)
     ap.add_argument("--long-minutes", type=float)
+    ap.add_argument("--save", help="write the raw per-call outcomes (JSON) here")
     args = ap.parse_args(argv)
     if args.tune:
         tune(args)

@@ -2,8 +2,9 @@
 
 Checks run before anything is stored, cheapest first: the options (speaker
 count, the claimed speaker must exist and be enrolled: 404/409), the size
-(413), the header (422 unreadable, 413 too long, 422 too short), the
-tenant's number of pending jobs (429). The upload is then kept in the
+(413), the header (422 unreadable, 413 too long, 422 too short), the models
+(503 when the segmentation model or the speaker encoder cannot be loaded),
+the tenant's number of pending jobs (429). The upload is then kept in the
 recordings folder until its job ends; the result is stored with the job.
 """
 from __future__ import annotations
@@ -94,6 +95,7 @@ class RecordingService:
                                   reason="bad_num_speakers", status=422)
         claimed = self._claimed_id(claimed_speaker_id, claimed_external_id)
         declared = self._check_audio(upload)
+        self.jobs.diarizer()  # 503 now, with advice, if a model cannot be loaded
         with self.rt.engine.connect() as conn:
             pending = conn.execute(sa.select(sa.func.count()).select_from(recordings).where(
                 recordings.c.tenant_id == self.tenant_id,
