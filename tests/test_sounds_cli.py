@@ -243,6 +243,14 @@ def test_resume_after_sigkill(cli, app_config, good, tmp_path, panns_dir, paddle
     assert killed, f"the load ended before it could be killed:\n{output[-2000:]}"
     assert 10 <= processed < len(sounds_)
 
+    # the reconciler alone leaves rows, vectors and files in agreement (no orphan of any kind)
+    r = cli("db", "check", "--repair")
+    assert r.exit_code == 0, r.output
+    r = cli("db", "check")
+    assert r.exit_code == 0 and all(x["ok"] for x in json.loads(r.output)), r.output
+    partial = counts(app_config)
+    assert partial["ok"] and partial["sounds"] == partial["vectors"] == partial["audio_files"]
+
     r = cli("sounds", "load", str(tree), "--batch-size", "8", "--no-progress")
     assert r.exit_code == 0, r.output
     m = re.search(r"loaded (\d+), skipped (\d+)", r.output)

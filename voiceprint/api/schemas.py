@@ -121,7 +121,10 @@ class ClipOutcomeSchema(ma.Schema):
         "description": "score against the enrolled voiceprint, on the operating point's scale"})
     reasons = ma.fields.List(ma.fields.Dict(), metadata={
         "description": "why a clip was rejected: reason code (duplicate, voice_mismatch, "
-                       "too_little_speech...), message, measured values"})
+                       "different_speaker, too_little_speech...), message, measured values"})
+    warnings = ma.fields.List(ma.fields.Dict(), metadata={
+        "description": "accepted, but flagged: inconsistent_clip / clips_disagree (unlike the "
+                       "enrollment's other clips: noise, a bad channel, or another speaker)"})
 
 
 class EnrollmentSchema(ma.Schema):

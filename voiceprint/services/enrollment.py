@@ -10,10 +10,15 @@ Per request every clip is judged and rejections carry reasons:
   pull a voiceprint towards their own voice by adding clips to it. A key with
   the speakers scope may ask to ``replace`` the voiceprint instead (the old
   utterances, vectors and audio go, the new clips become the voiceprint);
-* ``different_speaker`` / ``inconsistent_clip`` / ``clips_disagree``: the
-  clip disagrees with the enrollment's other clips (and the speaker's stored
-  utterances) by more than 99% of same-speaker pairs do - a second speaker or
-  a bad recording (:mod:`voiceprint.scoring.enrollment_consistency`).
+* ``different_speaker``: the clip is no closer to the enrollment's other
+  clips (and the speaker's stored utterances) than a typical *different*
+  speaker is - a second voice (:mod:`voiceprint.scoring.enrollment_consistency`).
+
+Clips that are accepted but unlike the others by more than 99% of
+same-speaker pairs (``inconsistent_clip``, or ``clips_disagree`` for two clips
+that disagree) carry a warning: a bad channel, noise, or another speaker.
+They are not refused, because short or band-limited genuine recordings also
+land there (measured: 8 kHz FSDD digit strings).
 
 The accepted clips are embedded in one batch; then one unit of work writes
 the utterance rows, their audio, the recomputed voiceprint (the
@@ -54,6 +59,8 @@ class ClipOutcome:
     #: score against the existing voiceprint (on the operating point's scale), when checked
     score: float | None = None
     reasons: list[dict[str, Any]] = field(default_factory=list)
+    #: accepted, but flagged (e.g. unlike the enrollment's other clips)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -178,7 +185,9 @@ class EnrollmentService:
     def _consistent(self, speaker_id: int, encoder: str,
                     good: list[tuple[ClipOutcome, CheckedClip]], vectors: np.ndarray,
                     replace: bool) -> np.ndarray:
-        """Which clips agree with the enrollment's other clips and the stored utterances."""
+        """Which clips may join: a clip that sounds like a different speaker than the
+        enrollment's other clips (and the stored utterances) is refused; one that is only
+        unusually unlike them is accepted with a warning."""
         keep = np.ones(len(good), dtype=bool)
         with self.rt.engine.connect() as conn:
             rule = consistency_rule(conn, encoder, self.tenant_id)
@@ -189,10 +198,16 @@ class EnrollmentService:
                                existing=from_blob(vp.embedding) if vp is not None else None,
                                existing_count=int(vp.n_utterances) if vp is not None else 0)
         for i, ((out, _), verdict) in enumerate(zip(good, verdicts)):
-            if not verdict.consistent:
+            if verdict.consistent:
+                continue
+            entry = {"reason": verdict.reason or "inconsistent_clip",
+                     "message": verdict.message or "", "score": round(verdict.score, 4),
+                     "threshold": round(rule.inconsistent_below, 4)}
+            if verdict.reason == "different_speaker":
                 keep[i] = False
-                _reject(out, verdict.reason or "inconsistent_clip", verdict.message or "",
-                        score=round(verdict.score, 4), threshold=round(rule.inconsistent_below, 4))
+                out.reasons.append(entry)
+            else:
+                out.warnings.append(entry)
         return keep
 
     def _store(self, speaker_id: int, encoder: str, good: list[tuple[ClipOutcome, CheckedClip]],

@@ -19,11 +19,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def milvus_server(base_dir: str | Path, port: int | None = None) -> Iterator[str]:
+def milvus_server(base_dir: str | Path, port: int | None = None,
+                  startup_timeout_s: float = 600.0) -> Iterator[str]:
     """Start a Milvus server, yield its URI (``http://127.0.0.1:PORT``), stop it.
 
-    Raises ``RuntimeError`` when the ``milvus`` package is not installed or
-    the server does not come up.
+    ``startup_timeout_s``: how long to wait for it to answer (about 20 s on an
+    idle machine; several minutes on a loaded 2-core one). Raises
+    ``RuntimeError`` when the ``milvus`` package is not installed, or
+    ``TimeoutError`` when the server does not come up (it is stopped then).
     """
     try:
         from milvus import MilvusServer
@@ -32,7 +35,13 @@ def milvus_server(base_dir: str | Path, port: int | None = None) -> Iterator[str
     server = MilvusServer()
     server.set_base_dir(str(base_dir))
     server.listen_port = port or free_port()
+    server.wait_for_started = False
     server.start()
+    try:
+        server.wait_started(timeout=startup_timeout_s * 1000)
+    except BaseException:
+        server.stop()
+        raise
     try:
         yield f"http://127.0.0.1:{server.listen_port}"
     finally:
