@@ -229,7 +229,7 @@ def sources(args: argparse.Namespace) -> list[Source]:
 
 #: identification thresholds shown besides the service's uncalibrated default (the encoder
 #: spec's) when --id-threshold is not given: around the best trade-off on the --tune seeds (1000+)
-ID_THRESHOLDS: dict[str, tuple[float, ...]] = {"ge2e": (0.80,), "campplus": (0.40, 0.50)}
+ID_THRESHOLDS: dict[str, tuple[float, ...]] = {"ge2e": (0.80, 0.90), "campplus": (0.70, 0.85)}
 
 
 def id_thresholds(encoder: str, given: str | None) -> list[float]:

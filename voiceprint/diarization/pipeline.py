@@ -91,7 +91,7 @@ class DiarizationOptions:
             raise ValueError("max_speakers must be at least 1")
 
 
-DEFAULT_THRESHOLDS: dict[str, float] = {"ge2e": 0.70, "campplus": 0.50}
+DEFAULT_THRESHOLDS: dict[str, float] = {"ge2e": 0.70, "campplus": 0.55}
 """Cosine merge thresholds per encoder: the lowest DER on the tuning calls of
 ``python -m eval.diarize --tune`` (seeds 1000+, FSDD and synthesized voices, step 2.5 s)."""
 FALLBACK_THRESHOLD = 0.5
