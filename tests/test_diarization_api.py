@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 import socket
 import subprocess
 import sys
@@ -164,6 +165,10 @@ def test_a_job_interrupted_by_a_restart_ends_failed(app_config, ge2e, key, clien
         conn.execute(recordings.update().where(recordings.c.id == rid).values(
             status="running", worker=f"{socket.gethostname()[:40]}:{_dead_pid()}:dead0000"))
     assert key_of(audio_key).exists()
+    leftover = jobs.files.path("1/leftover.upload")  # a file no row names (killed mid-submit)
+    leftover.write_bytes(b"x")
+    old = time.time() - jobs.settings.stale_seconds - 5
+    os.utime(leftover, (old, old))
     restarted = create_app(app_config)  # the service starts again
     restarted.extensions["voiceprint"].models.put(ge2e)
     try:
@@ -171,6 +176,7 @@ def test_a_job_interrupted_by_a_restart_ends_failed(app_config, ge2e, key, clien
         assert body["status"] == "failed" and body["error"]["reason"] == "interrupted"
         assert "upload it again" in body["error"]["message"]
         assert not key_of(audio_key).exists()  # the upload is not kept
+        assert not leftover.exists()
     finally:
         restarted.extensions["voiceprint"].close()
 
@@ -204,3 +210,15 @@ def test_recordings_belong_to_one_tenant(client, rt, key):
     assert client.get(f"/recordings/{rid}", headers=b).status_code == 404
     assert client.delete(f"/recordings/{rid}", headers=b).status_code == 404
     assert client.get("/recordings", headers=b).json["total"] == 0
+
+
+def test_without_enrolled_speakers_every_voice_is_reported_as_such(client, key, call_wav):
+    h = _bearer(key)
+    r = client.post("/recordings", data=multipart(recording=call_wav[0], num_speakers="2"),
+                    content_type="multipart/form-data", headers=h)
+    body = _wait(client, r.json["id"], h)
+    assert body["status"] == "done", body
+    res = body["result"]
+    assert res["num_speakers"] == 2 and res["num_speakers_given"] == 2 and res["claim"] is None
+    assert {e["identification"]["decision"] for e in res["labels"].values()} == {"no_speakers"}
+    assert all(s["speaker"] is None for s in res["segments"])

@@ -10,7 +10,9 @@ heartbeat (``updated_at``) of its own jobs every few seconds, and a job
 that is queued or running while its process is gone is marked ``failed``
 with reason ``interrupted``: at start-up for jobs of dead processes on this
 host, and at any read once the heartbeat is older than
-``stale_seconds`` (other hosts, or a process that hung).
+``stale_seconds`` (other hosts, or a process that hung). Uploads that no
+pending job names (a process killed between writing the file and its row)
+are removed at start-up once they are older than ``stale_seconds``.
 
 Worker threads are daemons: stopping the service does not wait for a
 running job; the job is then failed as interrupted, as above.
@@ -163,10 +165,23 @@ class RecordingJobs:
                     audio_key=None, updated_at=now, finished_at=now))
         for r in dead:
             self._remove_files(r.audio_key)
+        if at_start:
+            self._remove_leftover_files()
         if dead:
             log.warning("%d diarization job(s) failed as interrupted: %s", len(dead),
                         [r.id for r in dead])
         return len(dead)
+
+    def _remove_leftover_files(self) -> None:
+        """Delete uploads no pending job names (a process killed between writing the file and
+        the row, or while removing them), once older than ``stale_seconds``."""
+        with self.rt.engine.connect() as conn:
+            live = {r[0] for r in conn.execute(sa.select(recordings.c.audio_key).where(
+                recordings.c.status.in_(PENDING), recordings.c.audio_key.is_not(None)))}
+        for key in self.files.keys(include_temp=True):
+            base = key[:-4] if key.endswith(".f32") else key
+            if base not in live and self.files.age_seconds(key) >= self.settings.stale_seconds:
+                self.files.delete(key)
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_seconds):
