@@ -263,7 +263,7 @@ class MilvusIndex(Backend):
         self.store.flush(COLLECTION)
         t_flush = time.perf_counter() - t1
         t2 = time.perf_counter()
-        index_state = wait_for_index(self.store, COLLECTION, timeout_s=self.index_timeout_s)
+        index_state = self.store.wait_index(COLLECTION, timeout_s=self.index_timeout_s)
         t_index = time.perf_counter() - t2
         count = self.store.count(COLLECTION)
         self.build_info = {
@@ -326,41 +326,6 @@ class MilvusIndex(Backend):
                 store.drop(COLLECTION)
             finally:
                 store.close()
-
-
-def wait_for_index(store: Any, name: str, *, timeout_s: float = 3600.0,
-                   poll_s: float = 2.0) -> dict[str, Any]:
-    """Block until the ANN index covers every row and the collection is loaded with it.
-
-    Server: polls ``describe_index`` until ``indexed_rows == total_rows`` and
-    nothing is pending. Both: then releases and reloads the collection, which
-    makes Milvus Lite build its per-segment indexes synchronously (otherwise
-    it builds them in a background thread and brute-forces meanwhile) and
-    makes the server load the indexed segments.
-
-    Uses the store's pymilvus client directly: ``VectorStore`` has no
-    wait/reload call yet.
-    """
-    client = store._client  # noqa: SLF001 - see docstring
-    deadline = time.monotonic() + timeout_s
-    info: dict[str, Any] = {}
-    if not store.is_lite:
-        while True:
-            info = dict(client.describe_index(name, "vector"))
-            total = int(info.get("total_rows", 0))
-            done = int(info.get("indexed_rows", 0))
-            pending = int(info.get("pending_index_rows", 0))
-            if total and done >= total and pending == 0:
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"index on {name!r} not built after {timeout_s:.0f} s: {info}")
-            time.sleep(poll_s)
-    with store._lock:  # noqa: SLF001
-        client.release_collection(name)
-        client.load_collection(name, timeout=timeout_s)
-    info = dict(client.describe_index(name, "vector"))
-    return {k: info.get(k) for k in ("index_type", "state", "indexed_rows", "total_rows",
-                                     "pending_index_rows")}
 
 
 # --------------------------------------------------------------------------- measuring

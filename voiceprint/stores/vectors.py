@@ -285,6 +285,36 @@ class VectorStore:
         with self._call("flush") as client:
             client.flush(name)
 
+    def wait_index(self, name: str, *, timeout_s: float = 3600.0,
+                   poll_s: float = 2.0) -> dict[str, Any]:
+        """Block until the ANN index covers every row and ``name`` is loaded with it.
+
+        Server: polls ``describe_index`` until ``indexed_rows == total_rows`` and
+        nothing is pending (the server builds indexes in the background after a
+        flush, and brute-forces growing segments meanwhile). Both: then releases
+        and reloads the collection, which makes Milvus Lite build its per-segment
+        indexes at once and the server load the indexed segments. Returns the
+        index state (type, state, indexed/total/pending rows).
+        """
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        with self._call("wait for index") as client:
+            while not self.is_lite:
+                info = dict(client.describe_index(name, "vector"))
+                total = int(info.get("total_rows", 0))
+                if total and int(info.get("indexed_rows", 0)) >= total and \
+                        int(info.get("pending_index_rows", 0)) == 0:
+                    break
+                if time.monotonic() > deadline:
+                    raise StoreError(f"the index of {name!r} was not built in {timeout_s:.0f} s")
+                time.sleep(poll_s)
+            client.release_collection(name)
+            client.load_collection(name, timeout=timeout_s)
+            info = dict(client.describe_index(name, "vector"))
+        return {k: info.get(k) for k in ("index_type", "state", "indexed_rows", "total_rows",
+                                         "pending_index_rows")}
+
     def count(self, name: str) -> int:
         with self._call("count") as client:
             if not self._ready(client, name):
