@@ -7,8 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "voiceprint"
 #: a module may import from its own layer and the layers after it
-LAYERS = [("api", "web", "cli", "wsgi", "serving", "__main__"), ("services",), ("runtime",),
-          ("encoders", "stores", "audio", "diarization", "bulk"), ("scoring",),
+LAYERS = [("api", "web", "cli", "bulk", "wsgi", "serving", "__main__"), ("services",), ("runtime",),
+          ("encoders", "stores", "audio", "diarization"), ("scoring",),
           ("config", "errors", "timing")]
 MAX_LINES = 400
 #: longer modules and why

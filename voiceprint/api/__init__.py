@@ -25,6 +25,7 @@ from voiceprint.api.context import record
 from voiceprint.api.health import blp as health_blp
 from voiceprint.api.limits import AuthFailureLimit, VerifyLockout, init_rate_limits
 from voiceprint.api.recognition import blp as recognition_blp
+from voiceprint.api.recordings import blp as recordings_blp, init_recordings
 from voiceprint.api.sounds import blp as sounds_blp
 from voiceprint.api.speakers import blp as speakers_blp
 from voiceprint.errors import TooManyRequests, Unauthorized, VoiceprintError
@@ -66,9 +67,10 @@ def init_api(app: Flask) -> Api:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "vpk_<prefix>_<secret>",
                        "description": "an API key from `voiceprint keys create`"})
-    for blp in (speakers_blp, recognition_blp, sounds_blp, calibrations_blp, audit_blp,
-                health_blp):
+    for blp in (speakers_blp, recognition_blp, recordings_blp, sounds_blp, calibrations_blp,
+                audit_blp, health_blp):
         api.register_blueprint(blp)
+    init_recordings(app)  # diarization jobs: worker pool, crash recovery
 
     # the first hook: every request gets a stopwatch (Server-Timing), refused ones too
     app.before_request(lambda: timing.start() and None)

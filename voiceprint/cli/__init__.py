@@ -3,7 +3,8 @@
 Exit status: 0 success, 1 an error (message on stderr), 2 a usage error,
 3 ``verify`` rejected the claim.
 """
-from voiceprint.cli import bulk, calibrate, db, keys, serve, speakers  # noqa: F401  (commands)
+from voiceprint.cli import (bulk, calibrate, db, diarize, keys, serve,  # noqa: F401  (commands)
+                            speakers)
 from voiceprint.cli.base import main
 from voiceprint.cli.sound_commands import sounds
 

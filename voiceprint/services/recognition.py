@@ -161,10 +161,19 @@ class RecognitionService:
     # -- 1:N ------------------------------------------------------------------
     def identify(self, upload: Upload, top_k: int | None = None,
                  operating_point: str | None = None) -> Identification:
-        rt = self.rt
-        k = top_k or rt.config.IDENTIFY_TOP_K
         basis = self.decision_basis(operating_point, identify=True)
         vec, info = self.embed_query(upload)
+        return self.identify_embedding(vec, info, top_k, basis=basis)
+
+    def identify_embedding(self, vec: np.ndarray, info: dict[str, Any] | None = None,
+                           top_k: int | None = None, operating_point: str | None = None, *,
+                           basis: DecisionBasis | None = None) -> Identification:
+        """:meth:`identify` for an embedding computed elsewhere (e.g. one voice of a diarized
+        recording): same search, normalisation and open-set decision."""
+        rt = self.rt
+        k = top_k or rt.config.IDENTIFY_TOP_K
+        basis = basis or self.decision_basis(operating_point, identify=True)
+        info = info or {}
         with stage("search"):
             ranked = self._search(vec, max(k, RERANK_POOL) if basis.cohort is not None else k)
         ids = [s for s, _ in ranked]
@@ -221,6 +230,16 @@ class RecognitionService:
         spk, vp = self.enrolled_voiceprint(speaker_id)
         basis = self.decision_basis(operating_point)
         vec, info = self.embed_query(upload)
+        return self.verify_embedding(speaker_id, vec, info, basis=basis, enrolled=(spk, vp))
+
+    def verify_embedding(self, speaker_id: int, vec: np.ndarray,
+                         info: dict[str, Any] | None = None, operating_point: str | None = None,
+                         *, basis: DecisionBasis | None = None,
+                         enrolled: tuple[Any, Any] | None = None) -> Verification:
+        """:meth:`verify` for an embedding computed elsewhere (404/409 as verify)."""
+        spk, vp = enrolled or self.enrolled_voiceprint(speaker_id)
+        basis = basis or self.decision_basis(operating_point)
+        info = info or {}
         model = self.model_of(speaker_id, vp, vec)
         cosine = float(cosine_matrix(model, vec)[0, 0])
         with stage("normalise"):

@@ -1,4 +1,5 @@
-"""Relational records (SQLAlchemy Core): tenants, keys, audit, speakers, sounds, calibrations.
+"""Relational records (SQLAlchemy Core): tenants, keys, audit, speakers, sounds, calibrations,
+diarization jobs (recordings).
 
 The database is the source of truth: every embedding is stored here too
 (float32 bytes), so the Milvus collections can be checked and rebuilt from
@@ -22,8 +23,8 @@ from voiceprint.stores.types import (BigBlob, BigId, ExactString, UtcDateTime, f
 
 __all__ = ["metadata", "tenants", "api_keys", "audit_log", "speakers", "utterances",
            "voiceprints", "calibrations", "sound_libraries", "sounds", "sound_tags",
-           "sound_loads", "sound_landmarks", "create_db_engine", "to_blob", "from_blob", "utcnow",
-           "DEFAULT_TENANT_ID"]
+           "sound_loads", "sound_landmarks", "recordings", "create_db_engine", "to_blob",
+           "from_blob", "utcnow",           "DEFAULT_TENANT_ID"]
 
 metadata = sa.MetaData()
 #: the tenant an install without keys runs as, and where pre-tenant data went (migration 0004)
@@ -204,6 +205,32 @@ sound_loads = sa.Table(
     sa.Column("skipped", sa.Integer, nullable=False),
     sa.Column("failed", sa.Integer, nullable=False),
     sa.Column("started_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Column("updated_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Column("finished_at", UtcDateTime, nullable=True),
+    **_NO_REUSE,
+)
+
+
+# -- diarization jobs ---------------------------------------------------------------------
+#: one uploaded recording to diarize: status ``queued`` -> ``running`` -> ``done``/``failed``;
+#: ``updated_at`` is the worker's heartbeat, ``result`` the segments and identifications
+recordings = sa.Table(
+    "recordings", metadata, _id(), _tenant(),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("progress", sa.Float, nullable=False),
+    sa.Column("filename", sa.String(255), nullable=True),
+    sa.Column("content_sha256", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Column("encoder", sa.String(64), nullable=False),
+    sa.Column("options", sa.JSON, nullable=False),
+    sa.Column("result", sa.JSON, nullable=True),
+    sa.Column("error_reason", sa.String(64), nullable=True),
+    sa.Column("error_message", sa.String(512), nullable=True),
+    sa.Column("audio_key", sa.String(255), nullable=True),
+    sa.Column("worker", sa.String(64), nullable=True),
+    sa.Column("key_id", BigId, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
     sa.Column("updated_at", UtcDateTime, nullable=False, default=utcnow),
     sa.Column("finished_at", UtcDateTime, nullable=True),
     **_NO_REUSE,
