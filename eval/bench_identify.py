@@ -46,6 +46,7 @@ import numpy as np
 import soundfile as sf
 
 from eval.datasets import fsdd_dir
+from eval.httpclient import call, multipart
 
 SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
 STAGES = ("decode", "vad", "resample", "embed", "search", "normalise", "db", "auth", "total")
@@ -73,36 +74,6 @@ def query_clips(fsdd: Path, speaker: str, n: int = 4) -> list[bytes]:
 
 
 # -- HTTP -------------------------------------------------------------------------------
-def multipart(fields: dict[str, Any]) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    out = []
-    for name, value in fields.items():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, bytes):
-                out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                           f'filename="{name}.wav"\r\nContent-Type: audio/wav\r\n\r\n'.encode()
-                           + item + b"\r\n")
-            else:
-                out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                           f'{item}\r\n'.encode())
-    return b"".join(out) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
-def call(port: int, method: str, path: str, key: str, body: bytes | None = None,
-         ctype: str | None = None) -> tuple[int, Any, dict[str, str], float]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    headers = {"Authorization": f"Bearer {key}"}
-    if ctype:
-        headers["Content-Type"] = ctype
-    t0 = time.perf_counter()
-    conn.request(method, path, body=body, headers=headers)
-    resp = conn.getresponse()
-    data = resp.read()
-    elapsed = time.perf_counter() - t0
-    conn.close()
-    return resp.status, json.loads(data) if data else None, dict(resp.getheaders()), elapsed
-
-
 def server_timing(header: str) -> dict[str, float]:
     out = {}
     for part in header.split(","):
@@ -225,9 +196,8 @@ def run_clients(port: int, key: str, queries: list[tuple[str, bytes]], clients: 
         for i in range(requests):
             spk, clip = queries[(offset + i) % len(queries)]
             body, ctype = multipart({"clip": clip})
-            status, out, headers, elapsed = call(port, "POST", "/identify", key, body, ctype)
-            timing = server_timing({k.lower(): v for k, v in headers.items()}
-                                   .get("server-timing", ""))
+            status, out, headers, elapsed = call(port, "POST", "/identify", body, ctype, key)
+            timing = server_timing(headers.get("server-timing", ""))
             with lock:
                 lat.append(elapsed)
                 for s in STAGES:
@@ -303,15 +273,15 @@ def main(argv: list[str] | None = None) -> None:
                          args.threads) as proc:
                 if model == args.speaker_models.split(",")[0]:
                     for spk in SPEAKERS:
-                        _, made, _, _ = call(port, "POST", "/speakers", key,
+                        _, made, _, _ = call(port, "POST", "/speakers",
                                              json.dumps({"external_id": spk}).encode(),
-                                             "application/json")
+                                             "application/json", key)
                         body, ctype = multipart({"clips": enrollment_clips(fsdd, spk)})
-                        status, out, _, _ = call(port, "POST", f"/speakers/{made['id']}/enrollments",
-                                                 key, body, ctype)
+                        status, out, _, _ = call(
+                            port, "POST", f"/speakers/{made['id']}/enrollments", body, ctype, key)
                         print(f"  enrolled {spk}: {status} {out['enrollment']['status']}", flush=True)
                 body, ctype = multipart({"clip": queries[0][1]})
-                first = call(port, "POST", "/identify", key, body, ctype)[3] * 1000
+                first = call(port, "POST", "/identify", body, ctype, key)[3] * 1000
                 for clients in (int(c) for c in args.clients.split(",")):
                     res = run_clients(port, key, queries, clients, args.requests)
                     res["first_ms"] = first

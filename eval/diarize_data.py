@@ -172,7 +172,7 @@ def build_conversation(source: Source, speakers: Sequence[str], plan: Plan,
     gains = {s: float(10 ** (rng.uniform(-4, 4) / 20)) for s in speakers}
     cursor = {s: int(rng.integers(len(source.units[s]))) for s in speakers}
     placed: list[tuple[float, np.ndarray, str]] = []
-    t, prev, prev_start, overlap_total = 0.3, None, 0.0, 0.0
+    t, prev, overlap_total = 0.3, None, 0.0
     while t < plan.minutes * 60:
         spk = speakers[int(rng.integers(len(speakers)))] if prev is None else \
             [s for s in speakers if s != prev][int(rng.integers(len(speakers) - 1))]
@@ -198,7 +198,7 @@ def build_conversation(source: Source, speakers: Sequence[str], plan: Plan,
             t = end + rng.uniform(*plan.long_gap)
         else:
             t = end + rng.uniform(*plan.gap)
-        prev, prev_start = spk, start
+        prev = spk
     total = max(s + len(u) / SAMPLE_RATE for s, u, _ in placed) + 0.5
     wave = _noise(int(total * SAMPLE_RATE), source.native_rate, rng)
     turns: list[Turn] = []

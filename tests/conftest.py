@@ -95,6 +95,26 @@ def speak(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., bytes]:
     return _speak
 
 
+def sigkill_when_files(cmd: list[str], env: dict[str, str], folder: Path, at_least: int = 1,
+                       timeout_s: float = 240.0) -> bool:
+    """Run ``cmd``; SIGKILL it the moment ``folder`` holds ``at_least`` files (polled every
+    millisecond). True if it was killed (not already finished)."""
+    import signal
+    import time
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if folder.exists() and sum(1 for p in folder.rglob("*") if p.is_file()) >= at_least:
+                break
+            time.sleep(0.001)
+    finally:
+        killed = proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    return killed
+
+
 # -- models -------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def ge2e(tmp_path_factory: pytest.TempPathFactory) -> Any:

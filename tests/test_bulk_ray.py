@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,7 +20,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from tests.bulk_helpers import MarkerKillingSpec, write_corpus
-from tests.conftest import SENTENCES
+from tests.conftest import SENTENCES, sigkill_when_files
 from voiceprint.bulk.engines import EngineError, LocalEngine, RayEngine
 from voiceprint.bulk.enroll import BulkEnroller, EnrollReport
 from voiceprint.bulk.pipeline import EmbedPipeline, Feed
@@ -280,8 +279,6 @@ def cli_env(app_config: dict[str, Any]) -> dict[str, str]:
 def test_bulk_enroll_resumes_after_kill_9(app_config, speak, tmp_path):
     """kill -9 of the command inside a write; the same command with --repair completes the
     job: nothing enrolled twice, no leftovers."""
-    import signal
-    import subprocess
     import sys
     for voice in ("flite:awb", "flite:slt", "flite:rms"):
         for i, text in enumerate(SENTENCES[:3]):
@@ -290,18 +287,10 @@ def test_bulk_enroll_resumes_after_kill_9(app_config, speak, tmp_path):
             path.write_bytes(speak(text, voice))
     env = {**os.environ, **cli_env(app_config)}
     audio = Path(app_config["AUDIO_DIR"]) / "utterances"
-    proc = subprocess.Popen([sys.executable, "-m", "voiceprint", "bulk", "enroll",
-                             str(tmp_path / "corpus"), "--no-progress"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:  # the 4th file belongs to the second speaker's write (the first has 3 clips)
-        while proc.poll() is None:
-            if audio.exists() and sum(1 for p in audio.rglob("*") if p.is_file()) >= 4:
-                break
-            time.sleep(0.001)
-    finally:
-        killed = proc.poll() is None
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+    # the 4th file belongs to the second speaker's write (the first has 3 clips)
+    killed = sigkill_when_files([sys.executable, "-m", "voiceprint", "bulk", "enroll",
+                                 str(tmp_path / "corpus"), "--no-progress"], env, audio,
+                                at_least=4)
     assert killed, "the command ended before it could be killed"
 
     r = cli(app_config, "bulk", "enroll", str(tmp_path / "corpus"), "--repair")

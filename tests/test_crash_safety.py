@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import SENTENCES
+from tests.conftest import SENTENCES, sigkill_when_files
 from voiceprint.stores.records import create_db_engine, utterances
 
 BACKENDS = ["sqlite-lite", "mysql-server"]
@@ -44,22 +41,6 @@ def _rows(url: str) -> int:
         engine.dispose()
 
 
-def _kill_when_first_file_appears(cmd: list[str], env: dict[str, str], audio: Path) -> bool:
-    """Run ``cmd``; SIGKILL it the moment a file shows up under ``audio``. True if killed."""
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if audio.exists() and any(p.is_file() for p in audio.rglob("*")):
-                break
-            time.sleep(0.001)
-    finally:
-        killed = proc.poll() is None
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-    return killed
-
-
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 def test_kill_9_during_enrollment_then_repair(app_config, runner, speak, tmp_path):
     files = []
@@ -70,7 +51,7 @@ def test_kill_9_during_enrollment_then_repair(app_config, runner, speak, tmp_pat
     audio = Path(app_config["AUDIO_DIR"]) / "utterances"
     cmd = [sys.executable, "-m", "voiceprint", "enroll", "awb", *files]
     for _attempt in range(3):
-        killed = _kill_when_first_file_appears(cmd, _env(app_config), audio)
+        killed = sigkill_when_files(cmd, _env(app_config), audio)
         if killed and _rows(app_config["DATABASE_URL"]) == 0:
             break  # killed inside the unit of work: files, no rows
     assert killed and _rows(app_config["DATABASE_URL"]) == 0, "could not kill inside the write"

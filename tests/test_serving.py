@@ -7,19 +7,19 @@ passes. A non-loopback bind without any API key refuses to start.
 """
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from eval.httpclient import call
+from eval.httpclient import multipart as _multipart
 from tests.conftest import SENTENCES
 from voiceprint.cli.serve import is_loopback
 from voiceprint.stores.milvus_server import free_port
@@ -27,32 +27,10 @@ from voiceprint.stores.milvus_server import free_port
 BODY_TIMEOUT = 4.0
 
 
-def _multipart(fields: dict[str, Any]) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    parts = []
-    for name, value in fields.items():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, bytes):
-                head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                        f'filename="{name}.wav"\r\nContent-Type: audio/wav\r\n\r\n')
-                parts.append(head.encode() + item + b"\r\n")
-            else:
-                parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"'
-                             f'\r\n\r\n{item}\r\n'.encode())
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
 def request(port: int, method: str, path: str, body: bytes | None = None,
             content_type: str | None = None, timeout: float = 30.0) -> tuple[int, Any, float]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    headers = {"Content-Type": content_type} if content_type else {}
-    t0 = time.perf_counter()
-    conn.request(method, path, body=body, headers=headers)
-    resp = conn.getresponse()
-    data = resp.read()
-    elapsed = time.perf_counter() - t0
-    conn.close()
-    return resp.status, json.loads(data) if data else None, elapsed
+    status, data, _, elapsed = call(port, method, path, body, content_type, timeout=timeout)
+    return status, data, elapsed
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from functools import wraps
 from typing import Any, Callable, TypeVar
 
 from flask import Flask, current_app, g, request

@@ -51,10 +51,12 @@ class Encoder(abc.ABC):
     warmup_seconds: tuple[float, ...] = (1.0, 5.0)
 
     @classmethod
-    @abc.abstractmethod
     def load(cls, model_dir: str | None = None, num_threads: int | None = None,
              **options: Any) -> "Encoder":
-        """Load the model (see the module docstring)."""
+        """Load the model (see the module docstring). Encoders the registry loads by name
+        implement it; ones built in memory (wrappers, test doubles) need not."""
+        from voiceprint.errors import EncoderUnavailable
+        raise EncoderUnavailable(f"{cls.__name__} has no loader", reason="not_loadable")
 
     @abc.abstractmethod
     def embed_batch(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
