@@ -47,7 +47,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def build_encoder(model: str) -> Any:
-    from tests import sound_fixtures as sfx
+    from eval import sound_fixtures as sfx
     from voiceprint.encoders.panns_cnn14 import PannsCnn14Encoder
 
     if model == "aisfx":
@@ -68,7 +68,7 @@ def build_encoder(model: str) -> Any:
 
 def make_clips(n: int, seconds: float, seed: int) -> list[Any]:
     """``n`` distinct generated sounds whose lengths average ``seconds``."""
-    from tests import sound_fixtures as sfx
+    from eval import sound_fixtures as sfx
 
     clips = sfx.library(n, seed=seed)
     scale = seconds / 2.5  # the generator's mean length
@@ -78,7 +78,7 @@ def make_clips(n: int, seconds: float, seed: int) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from tests import sound_fixtures as sfx
+    from eval import sound_fixtures as sfx
     from voiceprint import create_app
     from voiceprint.services.intake import Upload
     from voiceprint.services.sounds import SoundService

@@ -70,6 +70,9 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from eval import report
+from eval.cnceleb_corpus import EmbeddingCache, embed_files, load_corpus
+from voiceprint.scoring.cosine import l2_normalize
+from eval.cnceleb_scoring import score_trials
 from eval.search_bench import (BUILD_COLUMNS, TABLE_COLUMNS, Backend, FaissIndex, MilvusIndex,
                                NumpyExact, SweepRow, exact_topk, sweep)
 
@@ -78,7 +81,6 @@ log = logging.getLogger("eval.cnceleb")
 #: The figure to reproduce: recall@10 0.90 at 2.9 ms per query.
 SEED_POINT = (0.90, 2.9, "seed claim: 90 % recall@10 at 2.9 ms")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-AUDIO_EXTENSIONS = (".flac", ".wav")
 
 
 # --------------------------------------------------------------------------- backends
@@ -269,306 +271,6 @@ def run_search(vectors: np.ndarray, owners: np.ndarray, queries: np.ndarray,
     return run
 
 
-# --------------------------------------------------------------------------- corpus
-@dataclass
-class Corpus:
-    """Resolved CN-Celeb files: training utterances, enrollments, trials."""
-
-    train: list[tuple[str, Path]]            # (speaker, file)
-    enroll: dict[str, list[Path]]            # enroll id -> files
-    trials: list[tuple[str, Path, int]]      # (enroll id, test file, 1 target / 0 non-target)
-    notes: list[str] = field(default_factory=list)
-
-
-def _audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
-
-
-def _corpus_roots(path: Path) -> list[Path]:
-    """``path`` itself if it has ``data/`` or ``eval/``, else such subfolders."""
-    if not path.is_dir():
-        raise SystemExit(f"{path} is not a directory")
-    if (path / "data").is_dir() or (path / "eval").is_dir():
-        return [path]
-    roots = sorted(p for p in path.iterdir() if p.is_dir()
-                   and ((p / "data").is_dir() or (p / "eval").is_dir()))
-    if not roots:
-        raise SystemExit(f"{path}: no CN-Celeb layout (data/ or eval/) found")
-    return roots
-
-
-class _Resolver:
-    """Finds list entries on disk: as written, under enroll/ or test/, or by stem."""
-
-    def __init__(self, eval_dir: Path) -> None:
-        self.eval_dir = eval_dir
-        self.by_stem: dict[str, Path] = {}
-        for sub in ("enroll", "test"):
-            if (eval_dir / sub).is_dir():
-                for p in _audio_files(eval_dir / sub):
-                    self.by_stem.setdefault(p.stem, p)
-        self.missing = 0
-
-    def __call__(self, name: str) -> Path | None:
-        for cand in (self.eval_dir / name, self.eval_dir / "enroll" / name,
-                     self.eval_dir / "test" / name):
-            if cand.is_file():
-                return cand
-        stem = Path(name).stem if Path(name).suffix.lower() in AUDIO_EXTENSIONS else Path(name).name
-        hit = self.by_stem.get(stem)
-        if hit is None:
-            self.missing += 1
-        return hit
-
-
-def _label(token: str) -> int:
-    t = token.lower()
-    if t in ("1", "target", "tgt", "true"):
-        return 1
-    if t in ("0", "nontarget", "non-target", "imp", "false"):
-        return 0
-    raise ValueError(f"unknown trial label {token!r}")
-
-
-def load_corpus(paths: Sequence[Path], *, limit_train: int | None = None) -> Corpus:
-    """Read one or more CN-Celeb roots (see the module docstring for the layout)."""
-    roots = [r for p in paths for r in _corpus_roots(Path(p))]
-    enroll: dict[str, list[Path]] = {}
-    trials: list[tuple[str, Path, int]] = []
-    notes: list[str] = []
-    for root in roots:
-        eval_dir = root / "eval"
-        if not eval_dir.is_dir():
-            continue
-        resolve = _Resolver(eval_dir)
-        lists = eval_dir / "lists"
-        for name in ("enroll.lst", "enroll.map"):
-            f = lists / name
-            if not f.is_file():
-                continue
-            notes.append(f"enrollments from {f}")
-            for line in f.read_text().split("\n"):
-                parts = line.split()
-                if len(parts) < 2:
-                    continue
-                files = [p for p in (resolve(t) for t in parts[1:]) if p is not None]
-                if files:
-                    enroll.setdefault(parts[0], files)
-            break
-        else:
-            if (eval_dir / "enroll").is_dir():
-                notes.append(f"enrollments: every file in {eval_dir / 'enroll'} (id = stem)")
-                for p in _audio_files(eval_dir / "enroll"):
-                    enroll.setdefault(p.stem, [p])
-        tf = lists / "trials.lst"
-        if tf.is_file():
-            for line in tf.read_text().split("\n"):
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                test = resolve(parts[1])
-                if test is not None:
-                    trials.append((parts[0], test, _label(parts[2])))
-        if resolve.missing:
-            notes.append(f"{root}: {resolve.missing} listed files not found, skipped")
-    eval_speakers = {e.split("-")[0] for e in enroll}
-    train: list[tuple[str, Path]] = []
-    for root in roots:
-        data = root / "data"
-        if not data.is_dir():
-            continue
-        dev_list = root / "dev" / "dev.lst"
-        if dev_list.is_file():
-            speakers = [s for s in dev_list.read_text().split() if (data / s).is_dir()]
-            notes.append(f"{root}: training speakers from {dev_list} ({len(speakers)})")
-        else:
-            speakers = sorted(p.name for p in data.iterdir()
-                              if p.is_dir() and p.name not in eval_speakers)
-            notes.append(f"{root}: training speakers = data/* minus evaluation speakers "
-                         f"({len(speakers)})")
-        for spk in speakers:
-            train.extend((spk, p) for p in _audio_files(data / spk))
-    if limit_train is not None and len(train) > limit_train:
-        pick = np.random.default_rng(0).choice(len(train), limit_train, replace=False)
-        train = [train[i] for i in sorted(pick)]
-        notes.append(f"training utterances limited to {limit_train} (random, seed 0)")
-    missing_enroll = {e for e, _, _ in trials} - set(enroll)
-    if missing_enroll:
-        notes.append(f"{len(missing_enroll)} enrollment ids in trials have no audio; "
-                     "their trials are skipped")
-        trials = [t for t in trials if t[0] in enroll]
-    return Corpus(train=train, enroll=enroll, trials=trials, notes=notes)
-
-
-# --------------------------------------------------------------------------- embedding
-class EmbeddingCache:
-    """``<root>/<encoder>/shard-NNNNNN.npz`` files: keys (absolute paths), vectors, timings."""
-
-    def __init__(self, root: Path, encoder_name: str) -> None:
-        self.dir = Path(root) / encoder_name
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.vectors: dict[str, np.ndarray] = {}
-        self.timing: dict[str, tuple[float, float, float]] = {}  # audio s, decode s, embed s
-        self._next = 0
-        for shard in sorted(self.dir.glob("shard-*.npz")):
-            with np.load(shard, allow_pickle=False) as z:
-                for key, vec, t in zip(z["keys"], z["vectors"], z["timing"]):
-                    self.vectors[str(key)] = vec
-                    self.timing[str(key)] = tuple(float(v) for v in t)  # type: ignore[assignment]
-            self._next = max(self._next, int(shard.stem.split("-")[1]) + 1)
-
-    @staticmethod
-    def key(path: Path) -> str:
-        return str(Path(path).resolve())
-
-    def save(self, keys: list[str], vectors: np.ndarray, timing: np.ndarray) -> None:
-        if not keys:
-            return
-        name = self.dir / f"shard-{self._next:06d}.npz"
-        tmp = name.with_suffix(".tmp.npz")
-        np.savez(tmp, keys=np.array(keys), vectors=vectors.astype(np.float32),
-                 timing=timing.astype(np.float64))
-        tmp.replace(name)
-        self._next += 1
-        for k, v, t in zip(keys, vectors, timing):
-            self.vectors[k] = v
-            self.timing[k] = tuple(float(x) for x in t)  # type: ignore[assignment]
-
-
-def embed_files(encoder: Any, paths: Sequence[Path], cache: EmbeddingCache, *,
-                batch_size: int = 16, shard_size: int = 2048, desc: str = "embed"
-                ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Embeddings (n, dim) of ``paths`` (NaN rows for unreadable files) and timing stats.
-
-    Timing per clip: decoding + resampling and feature extraction + model
-    (``embed_batch``), each batch's wall time split evenly over its clips.
-    """
-    from tqdm import tqdm
-
-    from voiceprint.audio.decode import decode_file
-    from voiceprint.audio.resample import resample
-    from voiceprint.errors import AudioError
-
-    keys = [cache.key(p) for p in paths]
-    todo = sorted({k for k in keys if k not in cache.vectors})
-    failed: list[str] = []
-    pending_keys: list[str] = []
-    pending_vecs: list[np.ndarray] = []
-    pending_time: list[tuple[float, float, float]] = []
-    with tqdm(total=len(todo), desc=desc, unit="clip") as bar:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
-            t0 = time.perf_counter()
-            waves, ok, seconds = [], [], []
-            for k in batch:
-                try:
-                    audio = decode_file(k)
-                except AudioError as exc:
-                    log.warning("skipping %s: %s", k, exc.message)
-                    failed.append(k)
-                    continue
-                waves.append(resample(audio.samples, audio.sample_rate, encoder.sample_rate))
-                ok.append(k)
-                seconds.append(audio.duration_s)
-            t1 = time.perf_counter()
-            vecs = encoder.embed_batch(waves) if waves else np.zeros((0, encoder.dim), np.float32)
-            t2 = time.perf_counter()
-            for k, v, s in zip(ok, vecs, seconds):
-                pending_keys.append(k)
-                pending_vecs.append(v)
-                pending_time.append((s, (t1 - t0) / max(1, len(ok)), (t2 - t1) / max(1, len(ok))))
-            if len(pending_keys) >= shard_size:
-                cache.save(pending_keys, np.stack(pending_vecs), np.array(pending_time))
-                pending_keys, pending_vecs, pending_time = [], [], []
-            bar.update(len(batch))
-    if pending_keys:
-        cache.save(pending_keys, np.stack(pending_vecs), np.array(pending_time))
-    dim = encoder.dim
-    out = np.full((len(keys), dim), np.nan, dtype=np.float32)
-    for i, k in enumerate(keys):
-        v = cache.vectors.get(k)
-        if v is not None:
-            out[i] = v
-    timing = np.array([cache.timing[k] for k in set(keys) if k in cache.timing]).reshape(-1, 3)
-    stats = {
-        "clips": len(set(keys)), "embedded_now": len(todo) - len(failed),
-        "from_cache": len(set(keys)) - len(todo), "failed": len(failed),
-        "audio_hours": float(timing[:, 0].sum() / 3600) if len(timing) else 0.0,
-        "mean_clip_s": float(timing[:, 0].mean()) if len(timing) else None,
-        "decode_ms_per_clip": float(1e3 * timing[:, 1].mean()) if len(timing) else None,
-        "embed_ms_per_clip": float(1e3 * timing[:, 2].mean()) if len(timing) else None,
-        "real_time_factor": float(timing[:, 1:].sum() / timing[:, 0].sum())
-        if len(timing) and timing[:, 0].sum() > 0 else None,
-    }
-    return out, stats
-
-
-# --------------------------------------------------------------------------- verification
-def _l2n(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-def _as_norm(scores: np.ndarray, E: np.ndarray, T: np.ndarray, ei: np.ndarray, ti: np.ndarray,
-             cohort: np.ndarray, top_n: int) -> tuple[np.ndarray | None, str]:
-    """AS-norm with ``voiceprint.scoring.normalization`` (skipped when it is absent).
-
-    Cohort statistics are computed once per enrollment model (rows of ``E``)
-    and per test clip (rows of ``T``), then indexed per trial (``ei``, ``ti``).
-    """
-    try:
-        from voiceprint.scoring.normalization import as_norm, top_n_stats
-    except ImportError as exc:
-        return None, f"AS-norm skipped: {exc}"
-    n = max(1, min(top_n, len(cohort)))
-    e_mean, e_std = top_n_stats(E, cohort, n)
-    t_mean, t_std = top_n_stats(T, cohort, n)
-    out = as_norm(scores, e_mean[ei], e_std[ei], t_mean[ti], t_std[ti])
-    return np.asarray(out, dtype=np.float64), f"cohort {len(cohort)} speaker means, top_n {n}"
-
-
-def score_trials(corpus: Corpus, key_vectors: dict[str, np.ndarray],
-                 cohort: np.ndarray | None, top_n: int = 300) -> dict[str, Any]:
-    """Cosine scores of the trial list -> EER / minDCF (and AS-norm when available)."""
-    from voiceprint.scoring.metrics import compute_eer, compute_min_dcf
-
-    enroll_ids = sorted({e for e, _, _ in corpus.trials})
-    enroll_vec = {}
-    for e in enroll_ids:
-        vs = [key_vectors[EmbeddingCache.key(p)] for p in corpus.enroll[e]]
-        vs = [v for v in vs if np.isfinite(v).all()]
-        if vs:
-            enroll_vec[e] = _l2n(np.mean(_l2n(np.stack(vs)), axis=0))
-    trials = [(e, EmbeddingCache.key(t), y) for e, t, y in corpus.trials
-              if e in enroll_vec and np.isfinite(key_vectors[EmbeddingCache.key(t)]).all()]
-    if not trials:
-        return {"trials": 0, "note": "no scorable trials"}
-    e_index = {e: i for i, e in enumerate(sorted({t[0] for t in trials}))}
-    t_index = {k: i for i, k in enumerate(sorted({t[1] for t in trials}))}
-    E = np.stack([enroll_vec[e] for e in e_index])
-    T = np.stack([key_vectors[k] for k in t_index])
-    full = E @ T.T
-    ei = np.array([e_index[t[0]] for t in trials])
-    ti = np.array([t_index[t[1]] for t in trials])
-    scores = full[ei, ti].astype(np.float64)
-    labels = np.array([t[2] for t in trials])
-    out: dict[str, Any] = {"trials": len(trials), "targets": int(labels.sum()),
-                           "enrollments": len(e_index), "test_clips": len(t_index)}
-    if labels.all() or not labels.any():
-        out["note"] = "trial list has only one class; no EER"
-        return out
-    eer, thr = compute_eer(scores, labels)
-    dcf, _ = compute_min_dcf(scores, labels, p_target=0.01)
-    out.update({"eer_cosine": eer, "eer_threshold_cosine": thr, "min_dcf_0.01_cosine": dcf})
-    if cohort is not None and len(cohort):
-        normed, note = _as_norm(scores, E, T, ei, ti, cohort, top_n)
-        out["as_norm"] = note
-        if normed is not None and normed.shape == scores.shape:
-            eer_n, _ = compute_eer(normed, labels)
-            dcf_n, _ = compute_min_dcf(normed, labels, p_target=0.01)
-            out.update({"eer_as_norm": eer_n, "min_dcf_0.01_as_norm": dcf_n})
-    return out
-
-
 # --------------------------------------------------------------------------- modes
 def run_synthetic(args: argparse.Namespace, out_dir: Path) -> SearchRun:
     from eval.synthetic import SyntheticSpec, cosine_stats, enroll_set, query_set
@@ -614,16 +316,16 @@ def run_corpus(args: argparse.Namespace, out_dir: Path) -> SearchRun:
     spk_index = {s: i for i, s in enumerate(speakers)}
     owners = np.array([spk_index[s] for s, _ in corpus.train], dtype=np.int64)
     ok = np.isfinite(train).all(axis=1)
-    train, owners = _l2n(train[ok]).astype(np.float32), owners[ok]
+    train, owners = l2_normalize(train[ok]), owners[ok]
     queries = rows(test_paths) if test_paths else rows(enroll_paths)
     queries = queries[np.isfinite(queries).all(axis=1)]
     if len(queries) > args.n_query:
         queries = queries[np.sort(np.random.default_rng(args.seed).choice(
             len(queries), args.n_query, replace=False))]
-    queries = _l2n(queries).astype(np.float32)
+    queries = l2_normalize(queries)
     sums = np.zeros((len(speakers), train.shape[1]), dtype=np.float64)
     np.add.at(sums, owners, train)
-    cohort = _l2n(sums[np.bincount(owners, minlength=len(speakers)) > 0]).astype(np.float32)
+    cohort = l2_normalize(sums[np.bincount(owners, minlength=len(speakers)) > 0])
     verification = score_trials(corpus, {EmbeddingCache.key(p): vec.get(
         EmbeddingCache.key(p), np.full(encoder.dim, np.nan, np.float32))
         for p in [*enroll_paths, *test_paths]}, cohort) if corpus.trials else {"trials": 0}

@@ -69,6 +69,30 @@ def write_random_cnn14(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
+#: channel widths of the small CNN14 the tests and ``eval.bench_sounds --model small`` use
+CNN14_SMALL = (4, 8, 8, 16, 16, 32)
+#: PaddleSpeech panns_cnn14-32k's feature settings (``panns.yaml``)
+PANNS_FEATURE = {"sample_rate": 32000, "n_fft": 1024, "hop_length": 320, "window": "hann",
+                 "window_length": 1024, "f_min": 50.0, "f_max": 14000.0, "n_mels": 64}
+
+
+def write_small_cnn14_checkpoint(root: Path, seed: int) -> Any:
+    """A small random CNN14 (``CNN14_SMALL`` widths) in PaddleSpeech's layout under
+    ``root`` (which must not exist); returns the paddle model (eval mode)."""
+    import paddle
+    import yaml
+
+    from voiceprint.encoders import panns_cnn14 as panns_mod
+
+    paddle.seed(seed)
+    model = panns_mod.build_cnn14(CNN14_SMALL, 2048, 527, lazy=False)
+    root.mkdir(parents=True)
+    paddle.save(model.state_dict(), str(root / "cnn14.pdparams"))
+    (root / "panns.yaml").write_text(yaml.safe_dump({"feature": PANNS_FEATURE}))
+    model.eval()
+    return model
+
+
 RANDOM_WRITERS: dict[str, Callable[[Path], Path]] = {
     "ecapa_tdnn": write_random_ecapa, "panns_cnn14": write_random_cnn14}
 

@@ -28,13 +28,11 @@ from voiceprint.encoders import panns_cnn14 as panns_mod  # noqa: E402
 from voiceprint.encoders.ecapa_tdnn import EcapaTdnnEncoder  # noqa: E402
 from voiceprint.encoders.panns_cnn14 import PannsCnn14Encoder  # noqa: E402
 from voiceprint.errors import AudioError, EncoderUnavailable  # noqa: E402
+from eval.encoder_seeds import PANNS_FEATURE, write_small_cnn14_checkpoint  # noqa: E402
 
 ECAPA_SMALL = {"input_size": 80, "channels": [32, 32, 32, 32, 96], "kernel_sizes": [5, 3, 3, 3, 1],
                "dilations": [1, 2, 3, 4, 1], "attention_channels": 16, "lin_neurons": 192}
-CNN14_SMALL = (4, 8, 8, 16, 16, 32)
 REAL_DOWNLOAD = pc.download_file
-PANNS_FEATURE = {"sample_rate": 32000, "n_fft": 1024, "hop_length": 320, "window": "hann",
-                 "window_length": 1024, "f_min": 50.0, "f_max": 14000.0, "n_mels": 64}
 
 
 def tone(sr: int, seconds: float, f0: float, seed: int = 0) -> np.ndarray:
@@ -86,13 +84,7 @@ def write_ecapa_checkpoint(root: Path, model_conf: dict[str, Any], seed: int) ->
 
 
 def write_cnn14_checkpoint(root: Path, seed: int) -> Any:
-    paddle.seed(seed)
-    model = panns_mod.build_cnn14(CNN14_SMALL, 2048, 527, lazy=False)
-    root.mkdir(parents=True)
-    paddle.save(model.state_dict(), str(root / "cnn14.pdparams"))
-    (root / "panns.yaml").write_text(yaml.safe_dump({"feature": PANNS_FEATURE}))
-    model.eval()
-    return model
+    return write_small_cnn14_checkpoint(root, seed)
 
 
 @pytest.fixture(scope="module")
