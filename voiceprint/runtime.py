@@ -120,6 +120,15 @@ class Runtime:
                 log.error("encoder %s unavailable: %s", name, exc.message)
                 continue
             log.info("encoder %s (%s) warmed up in %.1f s", name, model.backend, model.warmup())
+        # the request path too: the database pool and the speaker collections (a first
+        # search otherwise pays ~100 ms for the collection load and the first round trips)
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            for kind in ("speakers", "utterances"):
+                self.vectors.warm(self.collection(self.config.SPEAKER_ENCODER, kind))
+        except Exception:  # the stores may be down at start: /health says so
+            log.exception("could not warm up the stores")
 
     def close(self) -> None:
         self.vectors.close()

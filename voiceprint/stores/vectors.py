@@ -315,6 +315,21 @@ class VectorStore:
         return {k: info.get(k) for k in ("index_type", "state", "indexed_rows", "total_rows",
                                          "pending_index_rows")}
 
+    def warm(self, name: str) -> bool:
+        """Load ``name`` and run one throw-away search, so the first real search does not
+        pay for the collection load and the connection's first round trips. False when
+        the collection does not exist (yet)."""
+        with self._call("warm up") as client:
+            if not self._ready(client, name):
+                return False
+            dim = self._known[name]
+            client.search(name, data=[np.zeros(dim, np.float32)], limit=1,
+                          filter="tenant == -1", output_fields=["owner"],
+                          search_params={"metric_type": self.index.metric,
+                                         "params": dict(self.index.search_params)},
+                          consistency_level=self.consistency)
+        return True
+
     def count(self, name: str) -> int:
         with self._call("count") as client:
             if not self._ready(client, name):
