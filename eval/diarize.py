@@ -37,6 +37,8 @@ Printed per source and condition (Markdown):
 """
 from __future__ import annotations
 
+from voiceprint.scoring.cosine import cosine_matrix
+
 import argparse
 import dataclasses
 import json
@@ -302,7 +304,7 @@ def tune(args: argparse.Namespace) -> None:
                 for spk in conv.speakers:
                     if spk not in mapped:
                         continue
-                    scores = models @ r.labels[mapped[spk]].centroid
+                    scores = cosine_matrix(models, r.labels[mapped[spk]].centroid)[:, 0]
                     if spk in enrolled:
                         k = ids.index(spk)
                         own.append((float(scores[k]), int(np.argmax(scores)) == k))

@@ -19,6 +19,8 @@ A variant that cannot load (e.g. a refused int8 export) prints why.
 """
 from __future__ import annotations
 
+from voiceprint.scoring.cosine import cosine_matrix
+
 import argparse
 import logging
 import re
@@ -72,7 +74,7 @@ def all_pairs_eer(emb: np.ndarray, labels: list[str]) -> float:
 
     y = np.asarray(labels)
     iu = np.triu_indices(len(y), 1)
-    return float(compute_eer((emb @ emb.T)[iu], (y[:, None] == y[None])[iu])[0])
+    return float(compute_eer(cosine_matrix(emb, emb)[iu], (y[:, None] == y[None])[iu])[0])
 
 
 def evaluate(name: str, variant: str, cache_dir: str | None, threads: int | None,

@@ -17,6 +17,8 @@ service sees.
 """
 from __future__ import annotations
 
+from voiceprint.scoring.cosine import cosine_matrix
+
 import copy
 import logging
 import time
@@ -88,11 +90,11 @@ def exact_topk(base: np.ndarray, queries: np.ndarray, k: int = 10, *,
         starts = tqdm(starts, desc="exact top-k", unit="chunk")
     for qs in starts:
         q = queries[qs:qs + query_chunk]
-        sims = q @ base[:head].T
+        sims = cosine_matrix(q, base[:head])
         best_s, best_i = _sorted_topk(
             sims, np.broadcast_to(np.arange(head, dtype=np.int64), sims.shape), k)
         for bs in range(head, n_base, base_chunk):
-            sims = q @ base[bs:bs + base_chunk].T
+            sims = cosine_matrix(q, base[bs:bs + base_chunk])
             rows, cols = np.nonzero(sims > best_s[:, -1:])
             if rows.size:
                 best_s, best_i = _merge_candidates(best_s, best_i, rows, sims[rows, cols],

@@ -56,7 +56,7 @@ def with_landmarks(conn: Connection, library_id: int, query: np.ndarray,
             sounds.c.library_id == library_id, sounds.c.id.in_(extra))
         if allowed is not None:
             q = q.where(sounds.c.id.in_(allowed))
-        scored = scored + [(int(r.id), float(from_blob(r.embedding) @ query))
+        scored = scored + [(int(r.id), float(cosine_matrix(from_blob(r.embedding), query)[0, 0]))
                            for r in conn.execute(q)]
     if not scored or not promoted:
         return scored
@@ -98,7 +98,7 @@ def mark_near_duplicates(rt: Runtime, tenant_id: int, lib: Library, encoder: Enc
         for sid in {h.id for h in hits[k]} | set(counts[k]):
             row = rows.get(sid)
             if row is not None:  # else: a vector without a row, or too few landmarks
-                offer(k, counts[k].get(sid, 0), float(from_blob(row.embedding) @ vectors[k]),
+                offer(k, counts[k].get(sid, 0), float(cosine_matrix(from_blob(row.embedding), vectors[k])[0, 0]),
                       {"id": sid, "name": row.name})
     within = cosine_matrix(vectors, vectors)
     earlier = LandmarkIndex()
