@@ -1,6 +1,6 @@
 """Search latency of the chosen sound-search design at 10k and 100k sounds.
 
-The design (see ``notes/sounds.md``): one aisfx file vector per sound in
+The design (see README "Sound search"): one aisfx file vector per sound in
 Milvus (HNSW, top-k 10 through :class:`voiceprint.stores.vectors.VectorStore`),
 plus a landmark lookup: the query's fingerprint hashes looked up in an
 indexed relational table ``(hash, sound_id, frame)``. Both are timed here:

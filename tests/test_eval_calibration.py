@@ -1,4 +1,4 @@
-"""Building blocks of `python -m eval.calibration` (the full run is by hand; figures in notes/calib.md)."""
+"""Building blocks of `python -m eval.calibration` (the full run is by hand; figures in README "Decisions")."""
 from __future__ import annotations
 
 import numpy as np

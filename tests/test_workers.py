@@ -277,7 +277,7 @@ def test_three_workers_under_concurrent_load_stay_consistent(server, voices):
 
     # a speaker enrolled through one worker is identified through every worker once the
     # Milvus time tick has passed (searches read with "Session" consistency: another
-    # process's insert shows within ~0.4 s; measured in notes/ray.md)
+    # process's insert shows within ~0.4 s; measured: README "Many workers and hosts")
     status, spk = post_json(port, "/speakers", key, {"external_id": "fresh"})
     assert post_form(port, f"/speakers/{spk['id']}/enrollments", key,
                      clips=voices[FRESH][:3])[0] == 201

@@ -7,7 +7,7 @@ cosine threshold at a conservative FAR (0.1 %) on all speakers measured
 the data it came from, and the raw-cosine score samples, so that open-set
 sizing and enrollment consistency work before a site calibrates.
 Decisions made with these say ``calibrated: false``: they were not measured
-on the site's voices. notes/calib.md has the table.
+on the site's voices. README "Decisions" has the table.
 """
 from __future__ import annotations
 

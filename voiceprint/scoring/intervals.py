@@ -10,7 +10,7 @@ target false-accept rate ``far`` cannot be resolved by fewer than about
 Verification trials are not independent: every probe meets every model, so
 all trials between the same two speakers rise or fall together, and an
 interval that counts trials as independent is too narrow (held-out speakers
-landed outside it, see notes/calib.md). :func:`clustered_clopper_pearson`
+landed outside it, see README "Decisions"). :func:`clustered_clopper_pearson`
 widens it the Korn-Graubard way: the same exact interval on an *effective*
 trial count ``n / design_effect``, the design effect measured from how the
 errors cluster by speaker pair (impostor trials) or speaker (genuine).

@@ -12,7 +12,7 @@ speakers move together, see :mod:`voiceprint.scoring.intervals`). Beyond
 that the data say little, so the rate continues as a Gaussian tail (mean and
 standard deviation of all impostor scores) scaled to meet the measured rate
 there: a continuous, decreasing curve, marked extrapolated. On held-out
-speakers (notes/calib.md) this errs towards higher thresholds for GE2E but
+speakers (README "Decisions") this errs towards higher thresholds for GE2E but
 not always for CAM++, whose held-out impostors reached higher scores than
 any calibration impostor: an extrapolated point is a guess with a stated
 ``resolvable: false``, never a measurement. Thresholds are not capped: on
@@ -29,7 +29,7 @@ the threshold. Two models of that maximum:
   impostor score ``m_c``; the residuals ``s - m_c`` of all probes form one
   pooled distribution ``R``; then ``P(false id) = mean_c [1 - (1 - R(t - m_c)) ** N]``.
 
-On held-out real speakers (notes/calib.md) the caller model predicted fewer
+On held-out real speakers (README "Decisions") the caller model predicted fewer
 false identifications than observed (5 % predicted, 15 % observed at N = 10)
 while the independent one stayed within its interval (8 % [4 %, 15 %]), so
 the independent model is the default; the caller model is kept for study.
