@@ -110,6 +110,29 @@ def test_keys_are_stored_hashed_listed_without_secret_and_revocable(client, rt, 
     assert runner("keys", "revoke", row.key_prefix).exit_code == 1  # already revoked
 
 
+def test_revoke_accepts_an_all_decimal_prefix_and_an_id(client, rt, runner, monkeypatch):
+    """A hex prefix can be all decimal digits (p ~ 0.4%); it must not be read as an id."""
+    import secrets as secrets_module
+    real_token_hex = secrets_module.token_hex
+    monkeypatch.setattr(secrets_module, "token_hex", lambda n=None: "418750097991")
+    first = runner("keys", "create", "--name", "digits", "--scope", "speakers")
+    monkeypatch.setattr(secrets_module, "token_hex", real_token_hex)
+    second = runner("keys", "create", "--name", "other", "--scope", "speakers")
+    assert first.exit_code == 0 and second.exit_code == 0
+    digits_secret = first.output.strip().splitlines()[-1]
+    other_secret = second.output.strip().splitlines()[-1]
+    assert digits_secret.startswith("vpk_418750097991_")
+    r = runner("keys", "revoke", "418750097991")
+    assert r.exit_code == 0, r.output
+    assert client.get("/speakers", headers=bearer(digits_secret)).status_code == 401
+    assert client.get("/speakers", headers=bearer(other_secret)).status_code == 200
+    with rt.engine.connect() as conn:
+        other_id = conn.execute(sa.select(api_keys.c.id).where(api_keys.c.name == "other")).scalar_one()
+    assert runner("keys", "revoke", str(other_id)).exit_code == 0
+    assert client.get("/speakers", headers=bearer(other_secret)).status_code == 401
+    assert runner("keys", "revoke", "no-such-key").exit_code == 1
+
+
 @pytest.fixture(scope="module")
 def voices(speak) -> dict[str, list[bytes]]:
     return {v: [speak(t, v) for t in SENTENCES] for v in ("flite:awb", "flite:slt", "flite:rms")}

@@ -45,6 +45,8 @@ def enter_key(page: Page, key: str) -> None:
     page.fill("#key-input", key)
     page.css("#key-input").send_keys("\n")
     page.wait(lambda d: not page.css("#key-dialog").is_displayed())
+    # the dialog's "close" event (which stores the key) is dispatched after close()
+    page.wait(lambda d: stored_key(page) == key)
 
 
 def stored_key(page: Page) -> Any:

@@ -47,6 +47,7 @@ SCOPES: dict[str, str] = {
     "admin": "calibrations, dropping sound libraries, the audit log",
 }
 KEY_PATTERN = re.compile(r"^vpk_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
+PREFIX_PATTERN = re.compile(r"[0-9a-f]{12}")
 TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 #: how often (seconds) a key's last_used_at is written at most
 LAST_USED_EVERY = 60.0
@@ -164,8 +165,17 @@ class AccessService:
             return [self._dict(r) for r in conn.execute(q)]
 
     def revoke(self, ref: str) -> dict[str, Any]:
-        """Revoke by id or prefix; revoking twice is a 409."""
-        cond = (api_keys.c.id == int(ref)) if ref.isdigit() else (api_keys.c.key_prefix == ref)
+        """Revoke by prefix (12 hex digits, which may all be decimal digits) or id.
+
+        Revoking twice is a 409.
+        """
+        if PREFIX_PATTERN.fullmatch(ref):
+            cond = api_keys.c.key_prefix == ref
+        elif ref.isdigit() and len(ref) <= 18:
+            cond = api_keys.c.id == int(ref)
+        else:
+            raise NotFound(f"no API key {ref!r}; give its id or its 12-character prefix",
+                           reason="key_not_found")
         with self.rt.engine.begin() as conn:
             row = conn.execute(sa.select(api_keys.c.id, api_keys.c.revoked_at).where(cond)).first()
             if row is None:
